@@ -1,0 +1,460 @@
+"""ValkeyStatefulSet: ADR 0005's single-replica Valkey on a persistent volume."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+
+import cdk8s
+import cdk8s_plus_28 as kplus
+from cdk8s_plus_28 import k8s
+from constructs import Construct
+
+from . import _labels, _scripts
+from ._validation import (
+    check_dns_label,
+    check_dns_subdomain,
+    image_tag,
+    quantity,
+    size_to_bytes,
+)
+
+DEFAULT_IMAGE = "valkey/valkey:8.1.11"
+PORT = 6379
+UID = 999  # the valkey user of the official Debian-based image
+
+DATA_DIR = "/data"
+CONFIG_DIR = "/etc/valkey"
+SCRIPTS_DIR = "/scripts"
+
+# Smallest container limit we accept: Valkey's own footprint plus headroom for the
+# fork of an AOF rewrite leaves too little for data below this.
+MIN_MEMORY_LIMIT_BYTES = 64 << 20
+# The entrypoint refuses to start below this maxmemory (VALKEY_MIN_MAXMEMORY_BYTES).
+MIN_MAXMEMORY_BYTES = 16 << 20
+# The volume must hold the AOF at its rewrite threshold (auto-aof-rewrite-percentage
+# 100: twice the dataset) plus the new base the rewrite writes beside it.
+STORAGE_TO_MEMORY_MIN = 3
+# SIGTERM makes Valkey fsync the AOF and exit; a second is usually plenty, but a slow
+# Longhorn volume under load can take much longer and SIGKILL would cut the flush.
+TERMINATION_GRACE_SECONDS = 60
+STARTUP_PERIOD_SECONDS = 5
+
+# Directives the construct owns. Overriding any of them would silently break an ADR
+# guardrail or the manifest around the server, so extra_config refuses them.
+GUARDED_DIRECTIVES: Mapping[str, str] = {
+    "appendonly": "AOF persistence (ADR 0005)",
+    "appendfsync": "the 1 s durability window (ADR 0005)",
+    "aof-use-rdb-preamble": "fast restarts after a crash",
+    "appenddirname": "the AOF location on the volume",
+    "appendfilename": "the AOF location on the volume",
+    "maxmemory": "the memory ceiling the entrypoint computes from the cgroup limit (ADR 0005)",
+    "maxmemory-policy": "noeviction, which BullMQ requires (ADR 0005)",
+    "dir": "the data directory on the persistent volume",
+    "port": "the port the Services and probes use",
+    "bind": "reachability from the other pods of the namespace",
+    "protected-mode": "reachability from the other pods of the namespace",
+    "daemonize": "the server running in the foreground as PID 1",
+    "supervised": "the server running in the foreground as PID 1",
+    "logfile": "logs on stdout for kubectl logs",
+    "pidfile": "a read-only root filesystem",
+    "unixsocket": "a read-only root filesystem",
+    "include": "a configuration that is reviewable in one place",
+    "requirepass": "passwords staying out of ConfigMaps",
+    "masterauth": "passwords staying out of ConfigMaps",
+    "user": "passwords staying out of ConfigMaps",
+    "aclfile": "passwords staying out of ConfigMaps",
+}
+_DIRECTIVE = re.compile(r"^[a-z][a-z0-9-]*$")
+
+# The defaults we render, in file order; extra_config may replace the values of these.
+_TUNABLE_DEFAULTS: tuple[tuple[str, str, str], ...] = (
+    ("save", '""', "AOF is the persistence; RDB snapshots would add forks that double memory"),
+    ("auto-aof-rewrite-percentage", "100", "rewrite when the AOF has doubled since the last rewrite"),
+    ("auto-aof-rewrite-min-size", "64mb", ""),
+    ("tcp-keepalive", "60", "drop dead clients (BullMQ workers that vanished) within minutes"),
+    ("timeout", "0", "BullMQ keeps blocking connections idle for long periods"),
+    ("loglevel", "notice", ""),
+)
+
+
+class ValkeyStatefulSet(Construct):
+    """A single-replica Valkey 8.x StatefulSet with its Services and configuration.
+
+    Renders, all named from ``name``:
+
+    - ``ConfigMap <name>-config``: ``valkey.conf`` with AOF ``everysec`` and the RDB
+      preamble, ``maxmemory-policy noeviction``, ``dir /data``, no AUTH (ADR 0005);
+    - ``ConfigMap <name>-scripts``: the entrypoint, which sets ``maxmemory`` from the
+      cgroup limit at start, and the probe script;
+    - ``Service <name>-headless`` (governs the pod's DNS) and ``Service <name>`` on 6379;
+    - ``StatefulSet <name>``: one replica, a hardened pod, a ``data`` volumeClaimTemplate
+      that is retained when the StatefulSet is deleted or scaled down.
+
+    Other constructs attach to it through :meth:`add_container` and the read-only
+    attributes (``service_name``, ``port``, ``match_labels``, ``url``, ...).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str | None = None,
+        image: str = DEFAULT_IMAGE,
+        memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(512),
+        maxmemory_ratio: float = 0.8,
+        maxmemory_fallback: cdk8s.Size | None = None,
+        cpu_request: kplus.Cpu = kplus.Cpu.millis(100),
+        storage_size: cdk8s.Size = cdk8s.Size.gibibytes(5),
+        storage_class: str = "longhorn",
+        startup_budget: cdk8s.Duration = cdk8s.Duration.minutes(5),
+        extra_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """
+        :param name: Base name of every object (``<name>``, ``<name>-headless``,
+            ``<name>-config``, ...) and the ``app.kubernetes.io/instance`` label. At most
+            52 characters, the StatefulSet limit. Default: the construct id.
+        :param image: Valkey image, pinned to an exact tag and optionally a digest
+            (``valkey/valkey:8.1.11@sha256:...``). Default: ``valkey/valkey:8.1.11``, the
+            newest 8.1 release when this library was made; upgrades are deliberate (ADR 0005).
+        :param memory_limit: The container's memory request and limit (equal, so the pod
+            is never the first to be evicted and the cgroup limit is what the entrypoint
+            reads). At least 64 MiB. Default: 512 MiB, enough for sessions and BullMQ queues
+            of a small cluster; watch the capacity alert before raising it.
+        :param maxmemory_ratio: Share of the cgroup limit given to ``maxmemory``; the rest
+            is headroom for the fork of an AOF rewrite and allocator overhead. A whole
+            percentage between 0.01 and 0.99. Default: 0.8 (ADR 0005).
+        :param maxmemory_fallback: ``maxmemory`` used when the container has no readable
+            cgroup limit (a runtime without cgroups, an unlimited container). Default:
+            ``maxmemory_ratio`` of ``memory_limit``, the value the cgroup would give.
+        :param cpu_request: CPU request of the Valkey container. No CPU limit is rendered:
+            throttling a single-threaded server turns into latency spikes for every client.
+            Default: 100m.
+        :param storage_size: Size of the ``data`` PersistentVolumeClaim. At least three
+            times ``memory_limit`` (AOF at its rewrite threshold plus the rewrite's new
+            base). Default: 5 GiB.
+        :param storage_class: StorageClass of the claim. Default: ``longhorn`` (ADR 0005).
+        :param startup_budget: Time the startup probe allows before the first ``PONG``,
+            which covers replaying a large AOF after a crash; liveness only starts after.
+            Default: 5 minutes.
+        :param extra_config: More ``valkey.conf`` directives (``{"maxclients": "2000"}``).
+            Directives that enforce a guardrail (``appendonly``, ``maxmemory-policy``,
+            ``dir``, ``requirepass``, ...) are refused; ``save``, ``timeout`` and the other
+            rendered tunables are replaced in place. Default: none.
+        """
+        super().__init__(scope, id)
+
+        # Validate everything before defining any child.
+        self.name = check_dns_label("name", name if name is not None else id, max_length=52)
+        self.image = image
+        self.version = _image_version(image_tag("image", image))
+        memory_bytes = size_to_bytes(memory_limit)
+        if memory_bytes < MIN_MEMORY_LIMIT_BYTES:
+            raise ValueError(
+                f"memory_limit: {quantity(memory_limit)} is too small to run Valkey; "
+                f"use at least {MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
+            )
+        self.memory_limit = memory_limit
+        self.maxmemory_percent = _percent("maxmemory_ratio", maxmemory_ratio)
+        self.maxmemory_ratio = maxmemory_ratio
+        if maxmemory_fallback is None:
+            fallback_bytes = memory_bytes * self.maxmemory_percent // 100
+        else:
+            fallback_bytes = size_to_bytes(maxmemory_fallback)
+            if not MIN_MAXMEMORY_BYTES <= fallback_bytes < memory_bytes:
+                raise ValueError(
+                    f"maxmemory_fallback: {quantity(maxmemory_fallback)} must be at least "
+                    f"{MIN_MAXMEMORY_BYTES >> 20}Mi and below memory_limit ({quantity(memory_limit)})"
+                )
+        self.maxmemory_fallback_bytes = fallback_bytes
+        self.cpu_request = cpu_request
+        storage_bytes = size_to_bytes(storage_size)
+        if storage_bytes < STORAGE_TO_MEMORY_MIN * memory_bytes:
+            minimum = cdk8s.Size.kibibytes(STORAGE_TO_MEMORY_MIN * memory_bytes // 1024)
+            raise ValueError(
+                f"storage_size: {quantity(storage_size)} cannot hold the AOF and its rewrite "
+                f"side by side for memory_limit {quantity(memory_limit)}; use at least "
+                f"{quantity(minimum)} ({STORAGE_TO_MEMORY_MIN} x memory_limit)"
+            )
+        self.storage_size = storage_size
+        self.storage_class = check_dns_subdomain("storage_class", storage_class)
+        budget_seconds = int(startup_budget.to_seconds())
+        if budget_seconds < STARTUP_PERIOD_SECONDS * 2:
+            raise ValueError(
+                f"startup_budget: {budget_seconds}s leaves no time to load the AOF; "
+                f"use at least {STARTUP_PERIOD_SECONDS * 2}s"
+            )
+        self.startup_budget = startup_budget
+        self.config_text = render_config(extra_config or {})
+
+        self.namespace: str | None = cdk8s.Chart.of(self).namespace
+        self.port = PORT
+        self.service_name = self.name
+        self.headless_service_name = f"{self.name}-headless"
+        self.config_map_name = f"{self.name}-config"
+        self.scripts_config_map_name = f"{self.name}-scripts"
+        self._match_labels = _labels.match_labels(self.name)
+        self.labels = _labels.common_labels(self.name, self.version, "database")
+        self._container_names = {"valkey"}
+        self._volume_names = {"data", "config", "scripts"}
+        self._checksum_inputs: dict[str, str] = {}
+
+        scripts = {
+            _scripts.ENTRYPOINT: _scripts.script(_scripts.ENTRYPOINT),
+            _scripts.PROBE: _scripts.script(_scripts.PROBE),
+        }
+        k8s.KubeConfigMap(
+            self,
+            "Config",
+            metadata=self._metadata(self.config_map_name),
+            data={"valkey.conf": self.config_text},
+        )
+        k8s.KubeConfigMap(
+            self,
+            "Scripts",
+            metadata=self._metadata(self.scripts_config_map_name),
+            data=scripts,
+        )
+        self._checksum_inputs["valkey.conf"] = self.config_text
+        self._checksum_inputs.update(scripts)
+
+        k8s.KubeService(
+            self,
+            "HeadlessService",
+            metadata=self._metadata(self.headless_service_name),
+            spec=k8s.ServiceSpec(
+                cluster_ip="None",
+                selector=self.match_labels,
+                ports=[self._service_port()],
+            ),
+        )
+        self.service = k8s.KubeService(
+            self,
+            "Service",
+            metadata=self._metadata(self.service_name),
+            spec=k8s.ServiceSpec(
+                type="ClusterIP",
+                selector=self.match_labels,
+                ports=[self._service_port()],
+            ),
+        )
+        self.statefulset = k8s.KubeStatefulSet(
+            self,
+            "Resource",
+            metadata=self._metadata(self.name),
+            spec=self._statefulset_spec(budget_seconds),
+        )
+
+    # -- wiring points -------------------------------------------------------------
+
+    @property
+    def match_labels(self) -> dict[str, str]:
+        """The pod selector labels (a copy: changing it changes nothing rendered)."""
+        return dict(self._match_labels)
+
+    @property
+    def url(self) -> str:
+        """Connection URL for clients in the cluster (no password: ADR 0005)."""
+        host = f"{self.service_name}.{self.namespace}.svc" if self.namespace else self.service_name
+        return f"redis://{host}:{self.port}"
+
+    def add_container(self, container: k8s.Container) -> None:
+        """Add a sidecar container to the pod. Raises on a duplicate container name."""
+        if container.name in self._container_names:
+            raise ValueError(f"container name {container.name!r} is already used in the {self.name} pod")
+        self._container_names.add(container.name)
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.add("/spec/template/spec/containers/-", container))
+
+    def add_volume(self, volume: k8s.Volume) -> None:
+        """Add a pod volume for a sidecar. Raises on a duplicate volume name."""
+        if volume.name in self._volume_names:
+            raise ValueError(f"volume name {volume.name!r} is already used in the {self.name} pod")
+        self._volume_names.add(volume.name)
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.add("/spec/template/spec/volumes/-", volume))
+
+    # -- rendering -----------------------------------------------------------------
+
+    def _metadata(self, name: str) -> k8s.ObjectMeta:
+        return k8s.ObjectMeta(name=name, labels=dict(self.labels))
+
+    def _service_port(self) -> k8s.ServicePort:
+        return k8s.ServicePort(
+            name="valkey",
+            port=self.port,
+            target_port=k8s.IntOrString.from_string("valkey"),
+            protocol="TCP",
+        )
+
+    def _checksum(self) -> str:
+        digest = hashlib.sha256()
+        for key in sorted(self._checksum_inputs):
+            digest.update(f"{key}\0{self._checksum_inputs[key]}\0".encode())
+        return digest.hexdigest()
+
+    def _statefulset_spec(self, budget_seconds: int) -> k8s.StatefulSetSpec:
+        memory = k8s.Quantity.from_string(quantity(self.memory_limit))
+        probe_script = f"{SCRIPTS_DIR}/{_scripts.PROBE}"
+        container = k8s.Container(
+            name="valkey",
+            image=self.image,
+            image_pull_policy="IfNotPresent",
+            command=["sh", f"{SCRIPTS_DIR}/{_scripts.ENTRYPOINT}"],
+            env=[
+                k8s.EnvVar(name="VALKEY_CONFIG_FILE", value=f"{CONFIG_DIR}/valkey.conf"),
+                k8s.EnvVar(name="VALKEY_DATA_DIR", value=DATA_DIR),
+                k8s.EnvVar(name="VALKEY_MAXMEMORY_PERCENT", value=str(self.maxmemory_percent)),
+                k8s.EnvVar(name="VALKEY_MAXMEMORY_FALLBACK_BYTES", value=str(self.maxmemory_fallback_bytes)),
+                k8s.EnvVar(name="VALKEY_MIN_MAXMEMORY_BYTES", value=str(MIN_MAXMEMORY_BYTES)),
+            ],
+            ports=[k8s.ContainerPort(name="valkey", container_port=self.port, protocol="TCP")],
+            resources=k8s.ResourceRequirements(
+                requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
+                limits={"memory": memory},
+            ),
+            security_context=k8s.SecurityContext(
+                allow_privilege_escalation=False,
+                read_only_root_filesystem=True,
+                run_as_non_root=True,
+                capabilities=k8s.Capabilities(drop=["ALL"]),
+            ),
+            # Startup and readiness demand PONG; liveness also accepts LOADING so that
+            # replaying a large AOF never gets the pod restarted in a loop.
+            startup_probe=_exec_probe(
+                probe_script,
+                "ready",
+                period=STARTUP_PERIOD_SECONDS,
+                timeout=3,
+                failures=-(-budget_seconds // STARTUP_PERIOD_SECONDS),
+            ),
+            readiness_probe=_exec_probe(probe_script, "ready", period=5, timeout=3, failures=2),
+            liveness_probe=_exec_probe(probe_script, "alive", period=10, timeout=5, failures=6),
+            volume_mounts=[
+                k8s.VolumeMount(name="data", mount_path=DATA_DIR),
+                k8s.VolumeMount(name="config", mount_path=CONFIG_DIR, read_only=True),
+                k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
+            ],
+        )
+        return k8s.StatefulSetSpec(
+            replicas=1,
+            service_name=self.headless_service_name,
+            selector=k8s.LabelSelector(match_labels=self.match_labels),
+            persistent_volume_claim_retention_policy=k8s.StatefulSetPersistentVolumeClaimRetentionPolicy(
+                when_deleted="Retain", when_scaled="Retain"
+            ),
+            template=k8s.PodTemplateSpec(
+                metadata=k8s.ObjectMeta(
+                    labels=dict(self.labels),
+                    annotations={"checksum/config": self._checksum()},
+                ),
+                spec=k8s.PodSpec(
+                    automount_service_account_token=False,
+                    enable_service_links=False,
+                    termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+                    security_context=k8s.PodSecurityContext(
+                        run_as_user=UID,
+                        run_as_group=UID,
+                        run_as_non_root=True,
+                        fs_group=UID,
+                        fs_group_change_policy="OnRootMismatch",
+                        seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
+                    ),
+                    containers=[container],
+                    volumes=[
+                        k8s.Volume(
+                            name="config",
+                            config_map=k8s.ConfigMapVolumeSource(name=self.config_map_name),
+                        ),
+                        k8s.Volume(
+                            name="scripts",
+                            config_map=k8s.ConfigMapVolumeSource(name=self.scripts_config_map_name),
+                        ),
+                    ],
+                ),
+            ),
+            volume_claim_templates=[
+                k8s.KubePersistentVolumeClaimProps(
+                    metadata=k8s.ObjectMeta(name="data", labels=self.match_labels),
+                    spec=k8s.PersistentVolumeClaimSpec(
+                        access_modes=["ReadWriteOnce"],
+                        storage_class_name=self.storage_class,
+                        resources=k8s.ResourceRequirements(
+                            requests={"storage": k8s.Quantity.from_string(quantity(self.storage_size))}
+                        ),
+                    ),
+                )
+            ],
+        )
+
+
+def render_config(extra_config: Mapping[str, str]) -> str:
+    """The ``valkey.conf`` text: guardrails first, then tunables, then the caller's extras."""
+    extras = dict(extra_config)
+    for key, value in extras.items():
+        if not _DIRECTIVE.match(key):
+            raise ValueError(
+                f"extra_config: {key!r} is not a valkey.conf directive name; "
+                "use lower-case letters, digits and '-' (for example 'maxclients')"
+            )
+        if key in GUARDED_DIRECTIVES:
+            raise ValueError(
+                f"extra_config: {key!r} is set by ValkeyStatefulSet to keep {GUARDED_DIRECTIVES[key]}; "
+                "remove it from extra_config (any other directive is allowed)"
+            )
+        if "\n" in value or "\r" in value or not value.strip():
+            raise ValueError(f"extra_config: {key!r} has value {value!r}; use a single non-empty line")
+    lines = [
+        "# valkey.conf rendered by cdk8s_valkey (ADR 0005). maxmemory is not set here:",
+        "# entrypoint.sh computes it at start from the container's cgroup memory limit.",
+        "",
+        "# Network: no AUTH yet (ADR 0005); any pod that reaches the Service can connect.",
+        "bind * -::*",
+        "protected-mode no",
+        f"port {PORT}",
+        "daemonize no",
+        'logfile ""',
+        "",
+        "# Persistence: AOF fsync every second; restarts load an RDB preamble first.",
+        f"dir {DATA_DIR}",
+        "appendonly yes",
+        "appendfsync everysec",
+        "aof-use-rdb-preamble yes",
+        'appenddirname "appendonlydir"',
+        "",
+        "# Memory: refuse writes at maxmemory instead of evicting keys (BullMQ needs it).",
+        "maxmemory-policy noeviction",
+        "",
+    ]
+    for key, default, why in _TUNABLE_DEFAULTS:
+        if why:
+            lines.append(f"# {why}")
+        lines.append(f"{key} {extras.pop(key, default)}")
+    if extras:
+        lines += ["", "# extra_config"]
+        lines += [f"{key} {value}" for key, value in sorted(extras.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _exec_probe(script: str, mode: str, *, period: int, timeout: int, failures: int) -> k8s.Probe:
+    return k8s.Probe(
+        exec=k8s.ExecAction(command=["sh", script, mode]),
+        period_seconds=period,
+        timeout_seconds=timeout,
+        failure_threshold=failures,
+    )
+
+
+def _percent(prop: str, ratio: float) -> int:
+    percent = round(ratio * 100)
+    if not 0 < ratio < 1 or abs(percent - ratio * 100) > 1e-9 or not 1 <= percent <= 99:
+        raise ValueError(
+            f"{prop}: {ratio!r} is not allowed; use a whole percentage strictly between 0 and 1, "
+            "from 0.01 to 0.99 (for example 0.8)"
+        )
+    return percent
+
+
+def _image_version(tag: str) -> str | None:
+    """The app.kubernetes.io/version label value: the tag, when the image has one."""
+    return None if tag.startswith("sha256:") else tag.lstrip("v")
