@@ -8,6 +8,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,11 @@ def _repo_on_path() -> Iterator[None]:
     # main.py lives at the repo root; tests import it as the team's app.
     sys.path.insert(0, str(REPO))
     yield
+
+
+@pytest.fixture
+def yaml_snapshot(snapshot: Any) -> Any:
+    """syrupy snapshot stored as one YAML file per test (tests/__snapshots__/<module>/)."""
+    from _synth import YamlSnapshot
+
+    return snapshot.use_extension(YamlSnapshot)

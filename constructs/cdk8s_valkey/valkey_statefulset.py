@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import cdk8s
 import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
+
 from constructs import Construct
 
 from . import _labels, _scripts

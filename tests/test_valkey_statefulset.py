@@ -1,0 +1,372 @@
+"""ValkeyStatefulSet: snapshots of the defaults and of meaningful prop combinations,
+an assert on the field each combination is about, and one test per validation rule."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import cdk8s
+import cdk8s_plus_28 as kplus
+import pytest
+from _synth import container, find, new_chart, objects, to_yaml
+from cdk8s_plus_28 import k8s
+
+from cdk8s_valkey import ValkeyStatefulSet
+
+EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "StatefulSet"]
+
+
+def _conf(objs: list[dict[str, Any]]) -> str:
+    return str(find(objs, "ConfigMap", "valkey-config")["data"]["valkey.conf"])
+
+
+def _directives(conf: str) -> dict[str, str]:
+    pairs = (line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
+# -- snapshots -------------------------------------------------------------------------
+
+
+def test_defaults_snapshot(yaml_snapshot: Any) -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    objs = objects(chart)
+    assert [o["kind"] for o in objs] == EXPECTED_KINDS
+    assert to_yaml(chart) == yaml_snapshot
+
+
+def test_large_instance_snapshot(yaml_snapshot: Any) -> None:
+    """A bigger instance with a digest-pinned image and extra directives."""
+    chart = new_chart()
+    ValkeyStatefulSet(
+        chart,
+        "queues",
+        image="valkey/valkey:8.1.11@sha256:" + "a" * 64,
+        memory_limit=cdk8s.Size.gibibytes(4),
+        maxmemory_ratio=0.75,
+        storage_size=cdk8s.Size.gibibytes(20),
+        storage_class="longhorn-ssd",
+        startup_budget=cdk8s.Duration.minutes(15),
+        cpu_request=kplus.Cpu.millis(500),
+        extra_config={"maxclients": "2000", "save": "3600 1"},
+    )
+    objs = objects(chart)
+    valkey = container(objs)
+    assert valkey["resources"]["limits"]["memory"] == "4Gi"
+    assert valkey["startupProbe"]["failureThreshold"] * valkey["startupProbe"]["periodSeconds"] == 900
+    assert to_yaml(chart) == yaml_snapshot
+
+
+def test_no_namespace_snapshot(yaml_snapshot: Any) -> None:
+    """Inside a chart without a namespace: objects land in the namespace kubectl uses."""
+    chart = new_chart(namespace=None)
+    ValkeyStatefulSet(chart, "sessions", memory_limit=cdk8s.Size.mebibytes(256))
+    objs = objects(chart)
+    assert all("namespace" not in o["metadata"] for o in objs)
+    assert to_yaml(chart) == yaml_snapshot
+
+
+# -- what each object must say ---------------------------------------------------------
+
+
+def test_names_are_stable_and_readable() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    names = sorted(o["metadata"]["name"] for o in objects(chart))
+    assert names == ["valkey", "valkey", "valkey-config", "valkey-headless", "valkey-scripts"]
+
+
+def test_name_defaults_to_id_and_can_be_set() -> None:
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "Cache", name="sessions")
+    assert cache.name == "sessions"
+    assert find(objects(chart), "StatefulSet")["metadata"]["name"] == "sessions"
+
+
+def test_statefulset_shape() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    sts = find(objects(chart), "StatefulSet")
+    spec = sts["spec"]
+    assert spec["replicas"] == 1
+    assert spec["serviceName"] == "valkey-headless"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["storageClassName"] == "longhorn"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert spec["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "valkey",
+        "app.kubernetes.io/instance": "valkey",
+    }
+    mounts = {m["mountPath"]: m for m in container(objects(chart))["volumeMounts"]}
+    assert mounts["/data"]["name"] == "data"
+    assert mounts["/etc/valkey"]["readOnly"] is True
+
+
+def test_image_is_pinned_and_pulled_only_when_missing() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    valkey = container(objects(chart))
+    assert valkey["image"] == "valkey/valkey:8.1.11"
+    assert valkey["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_services() -> None:
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "valkey")
+    objs = objects(chart)
+    headless = find(objs, "Service", "valkey-headless")
+    client = find(objs, "Service", "valkey")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert client["spec"]["ports"] == [{"name": "valkey", "port": 6379, "protocol": "TCP", "targetPort": "valkey"}]
+    assert client["spec"]["selector"] == cache.match_labels == headless["spec"]["selector"]
+    assert cache.url == "redis://valkey.apps.svc:6379"
+
+
+def test_config_carries_the_guardrails() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    directives = _directives(_conf(objects(chart)))
+    assert directives["appendonly"] == "yes"
+    assert directives["appendfsync"] == "everysec"
+    assert directives["aof-use-rdb-preamble"] == "yes"
+    assert directives["maxmemory-policy"] == "noeviction"
+    assert directives["dir"] == "/data"
+    assert directives["protected-mode"] == "no"
+    assert "maxmemory" not in directives  # the entrypoint sets it from the cgroup
+
+
+def test_entrypoint_env_carries_ratio_and_fallback() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(
+        chart,
+        "valkey",
+        memory_limit=cdk8s.Size.gibibytes(2),
+        storage_size=cdk8s.Size.gibibytes(6),
+        maxmemory_ratio=0.7,
+    )
+    env = {e["name"]: e["value"] for e in container(objects(chart))["env"]}
+    assert env["VALKEY_MAXMEMORY_PERCENT"] == "70"
+    assert env["VALKEY_MAXMEMORY_FALLBACK_BYTES"] == str(2 * 1024**3 * 70 // 100)
+
+
+def test_explicit_fallback() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey", maxmemory_fallback=cdk8s.Size.mebibytes(300))
+    env = {e["name"]: e["value"] for e in container(objects(chart))["env"]}
+    assert env["VALKEY_MAXMEMORY_FALLBACK_BYTES"] == str(300 * 1024**2)
+
+
+def test_probes() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey", startup_budget=cdk8s.Duration.minutes(2))
+    valkey = container(objects(chart))
+    assert valkey["readinessProbe"]["exec"]["command"] == ["sh", "/scripts/probe.sh", "ready"]
+    assert valkey["livenessProbe"]["exec"]["command"] == ["sh", "/scripts/probe.sh", "alive"]
+    assert valkey["startupProbe"]["exec"]["command"] == ["sh", "/scripts/probe.sh", "ready"]
+    assert valkey["startupProbe"]["periodSeconds"] * valkey["startupProbe"]["failureThreshold"] == 120
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert 0 < valkey[kind]["timeoutSeconds"] < valkey[kind]["periodSeconds"]
+
+
+def test_pod_is_hardened() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    pod = find(objects(chart), "StatefulSet")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert pod["securityContext"] == {
+        "fsGroup": 999,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "runAsGroup": 999,
+        "runAsNonRoot": True,
+        "runAsUser": 999,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    valkey = pod["containers"][0]
+    assert valkey["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+    assert valkey["resources"]["requests"]["memory"] == valkey["resources"]["limits"]["memory"] == "512Mi"
+    assert "cpu" not in valkey["resources"]["limits"]
+
+
+def test_scripts_are_embedded_verbatim() -> None:
+    from importlib import resources
+
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey")
+    data = find(objects(chart), "ConfigMap", "valkey-scripts")["data"]
+    scripts = resources.files("cdk8s_valkey").joinpath("scripts")
+    for name in ("entrypoint.sh", "probe.sh"):
+        assert data[name] == scripts.joinpath(name).read_text()
+
+
+def _checksum(**props: Any) -> str:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey", **props)
+    sts = find(objects(chart), "StatefulSet")
+    return str(sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+def test_checksum_rolls_the_pod_when_config_changes() -> None:
+    base = _checksum()
+    assert re.fullmatch(r"[0-9a-f]{64}", base)
+    assert _checksum() == base
+    assert _checksum(extra_config={"maxclients": "500"}) != base
+
+
+def test_extra_config_appends_and_replaces_tunables() -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey", extra_config={"maxclients": "2000", "save": "900 1"})
+    conf = _conf(objects(chart))
+    assert conf.count("\nsave ") == 1
+    assert _directives(conf)["save"] == "900 1"
+    assert _directives(conf)["maxclients"] == "2000"
+
+
+def test_add_container_and_volume_refuse_duplicates() -> None:
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "valkey")
+    cache.add_container(k8s.Container(name="helper", image="busybox:1.36.1"))
+    cache.add_volume(k8s.Volume(name="scratch", empty_dir=k8s.EmptyDirVolumeSource()))
+    pod = find(objects(chart), "StatefulSet")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["valkey", "helper"]
+    assert [v["name"] for v in pod["volumes"]][-1] == "scratch"
+    with pytest.raises(ValueError, match="container name 'helper' is already used in the valkey pod"):
+        cache.add_container(k8s.Container(name="helper", image="busybox:1.36.1"))
+    with pytest.raises(ValueError, match="volume name 'data' is already used in the valkey pod"):
+        cache.add_volume(k8s.Volume(name="data", empty_dir=k8s.EmptyDirVolumeSource()))
+
+
+def test_match_labels_is_a_copy() -> None:
+    cache = ValkeyStatefulSet(new_chart(), "valkey")
+    cache.match_labels["app.kubernetes.io/name"] = "changed"
+    assert cache.match_labels["app.kubernetes.io/name"] == "valkey"
+
+
+# -- validation: one exact message per rule --------------------------------------------
+
+BAD_PROPS = [
+    pytest.param(
+        {"maxmemory_ratio": 1.0},
+        "maxmemory_ratio: 1.0 is not allowed; use a whole percentage strictly between 0 and 1, "
+        "from 0.01 to 0.99 (for example 0.8)",
+        id="ratio-one",
+    ),
+    pytest.param(
+        {"maxmemory_ratio": 0.0},
+        "maxmemory_ratio: 0.0 is not allowed; use a whole percentage strictly between 0 and 1, "
+        "from 0.01 to 0.99 (for example 0.8)",
+        id="ratio-zero",
+    ),
+    pytest.param(
+        {"maxmemory_ratio": 0.825},
+        "maxmemory_ratio: 0.825 is not allowed; use a whole percentage strictly between 0 and 1, "
+        "from 0.01 to 0.99 (for example 0.8)",
+        id="ratio-fraction-of-percent",
+    ),
+    pytest.param(
+        {"image": "valkey/valkey"},
+        "image: 'valkey/valkey' has no tag, so every pull may get another version; pin an exact "
+        "version tag such as 'valkey/valkey:8.1.11', optionally with '@sha256:<digest>'",
+        id="image-untagged",
+    ),
+    pytest.param(
+        {"image": "valkey/valkey:latest"},
+        "image: 'valkey/valkey:latest' uses the moving tag 'latest'; pin an exact version tag such as "
+        "'valkey/valkey:8.1.11', optionally with '@sha256:<digest>'",
+        id="image-latest",
+    ),
+    pytest.param(
+        {"image": "registry.local:5000/valkey/valkey:8.1"},
+        "image: 'registry.local:5000/valkey/valkey:8.1' uses the moving tag '8.1'; pin an exact version "
+        "tag such as 'valkey/valkey:8.1.11', optionally with '@sha256:<digest>'",
+        id="image-moving-minor",
+    ),
+    pytest.param(
+        {"image": "valkey/valkey:8.1.11@sha256:abc"},
+        "image: 'valkey/valkey:8.1.11@sha256:abc' has a malformed digest 'sha256:abc'; pin an exact "
+        "version tag such as 'valkey/valkey:8.1.11', optionally with '@sha256:<digest>'",
+        id="image-bad-digest",
+    ),
+    pytest.param(
+        {"memory_limit": cdk8s.Size.mebibytes(32)},
+        "memory_limit: 32Mi is too small to run Valkey; use at least 64Mi",
+        id="memory-too-small",
+    ),
+    pytest.param(
+        {"memory_limit": cdk8s.Size.gibibytes(4), "storage_size": cdk8s.Size.gibibytes(10)},
+        "storage_size: 10Gi cannot hold the AOF and its rewrite side by side for memory_limit 4Gi; "
+        "use at least 12Gi (3 x memory_limit)",
+        id="storage-too-small",
+    ),
+    pytest.param(
+        {"storage_class": "Longhorn_SSD"},
+        "storage_class: 'Longhorn_SSD' is not a valid Kubernetes name; use at most 253 lower-case letters, "
+        "digits, '-' and '.', starting and ending with a letter or digit",
+        id="storage-class-invalid",
+    ),
+    pytest.param(
+        {"name": "Valkey"},
+        "name: 'Valkey' is not a valid name; use at most 52 lower-case letters, digits and '-', "
+        "starting with a letter and ending with a letter or digit",
+        id="name-uppercase",
+    ),
+    pytest.param(
+        {"name": "v" * 53},
+        f"name: '{'v' * 53}' is not a valid name; use at most 52 lower-case letters, digits and '-', "
+        "starting with a letter and ending with a letter or digit",
+        id="name-too-long",
+    ),
+    pytest.param(
+        {"maxmemory_fallback": cdk8s.Size.gibibytes(1)},
+        "maxmemory_fallback: 1Gi must be at least 16Mi and below memory_limit (512Mi)",
+        id="fallback-above-limit",
+    ),
+    pytest.param(
+        {"startup_budget": cdk8s.Duration.seconds(5)},
+        "startup_budget: 5s leaves no time to load the AOF; use at least 10s",
+        id="startup-budget-too-short",
+    ),
+    pytest.param(
+        {"extra_config": {"maxmemory-policy": "allkeys-lru"}},
+        "extra_config: 'maxmemory-policy' is set by ValkeyStatefulSet to keep noeviction, which BullMQ "
+        "requires (ADR 0005); remove it from extra_config (any other directive is allowed)",
+        id="extra-config-guardrail",
+    ),
+    pytest.param(
+        {"extra_config": {"appendfsync": "always"}},
+        "extra_config: 'appendfsync' is set by ValkeyStatefulSet to keep the 1 s durability window "
+        "(ADR 0005); remove it from extra_config (any other directive is allowed)",
+        id="extra-config-appendfsync",
+    ),
+    pytest.param(
+        {"extra_config": {"Max Clients": "10"}},
+        "extra_config: 'Max Clients' is not a valkey.conf directive name; use lower-case letters, digits "
+        "and '-' (for example 'maxclients')",
+        id="extra-config-bad-key",
+    ),
+    pytest.param(
+        {"extra_config": {"maxclients": "10\nrequirepass x"}},
+        "extra_config: 'maxclients' has value '10\\nrequirepass x'; use a single non-empty line",
+        id="extra-config-injection",
+    ),
+]
+
+
+@pytest.mark.parametrize(("props", "message"), BAD_PROPS)
+def test_bad_props_raise_at_synth_time(props: dict[str, Any], message: str) -> None:
+    chart = new_chart()
+    with pytest.raises(ValueError) as excinfo:
+        ValkeyStatefulSet(chart, "valkey", **props)
+    assert str(excinfo.value) == message
+    (construct,) = chart.node.children
+    assert construct.node.children == [], "validation must run before any child is defined"
