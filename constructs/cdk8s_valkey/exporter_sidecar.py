@@ -1,0 +1,328 @@
+"""ExporterSidecar: ADR 0005's redis_exporter sidecar, its metrics Service and ServiceMonitor."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import cdk8s
+import cdk8s_plus_28 as kplus
+from cdk8s_plus_28 import k8s
+
+from constructs import Construct
+
+from ._imports.cdk8s_valkey_servicemonitor.com.coreos import monitoring as _monitoring
+from ._validation import check_labels, check_unique, image_tag, quantity, size_to_bytes
+from .valkey_statefulset import ValkeyStatefulSet
+
+DEFAULT_IMAGE = "oliver006/redis_exporter:v1.61.0"
+UID = 59000  # the user the FROM-scratch redis_exporter image runs as
+CONTAINER_NAME = "exporter"
+METRIC_NAMESPACE = "valkey"  # --namespace: metric names become valkey_up, valkey_memory_used_bytes, ...
+METRICS_PORT = 9121
+METRICS_PORT_NAME = "metrics"
+METRICS_PATH = "/metrics"
+HEALTH_PATH = "/health"  # answers "ok" whenever the HTTP server runs; checks nothing else
+COMPONENT = "metrics"
+
+# BullMQ keys whose size is exported per queue (LLEN for lists, ZCARD for sorted sets,
+# 0 while the key does not exist): the jobs waiting to run (wait, paused, prioritized),
+# the ones scheduled for later (delayed) and the ones being worked on (active).
+QUEUE_KEY_STATES: tuple[str, ...] = ("wait", "paused", "prioritized", "delayed", "active")
+
+MIN_MEMORY_LIMIT_BYTES = 16 << 20  # the exporter's Go runtime needs ~10 MiB at rest
+MIN_SCRAPE_INTERVAL_SECONDS = 5
+MAX_SCRAPE_INTERVAL_SECONDS = 300
+MAX_SCRAPE_TIMEOUT_SECONDS = 10
+
+# Characters a queue name or prefix cannot hold, with the reason shown in the error.
+_GLOB = re.compile(r"[*?\[\]\\]")
+_FLAG_BREAKING = re.compile(r"[\s,=]")
+
+
+class ExporterSidecar(Construct):
+    """redis_exporter in the Valkey pod, a metrics Service and a prometheus-operator ServiceMonitor.
+
+    Renders, all named from the Valkey's ``name``:
+
+    - container ``exporter`` in the Valkey pod (via :meth:`ValkeyStatefulSet.add_container`):
+      redis_exporter reading ``redis://localhost:6379`` and serving ``valkey_*`` metrics on
+      port 9121 (``metrics``), plus the sizes of the BullMQ queue keys it is given;
+    - ``Service <name>-metrics`` (ClusterIP, port ``metrics``), labelled
+      ``app.kubernetes.io/component: metrics`` so that only it is scraped;
+    - ``ServiceMonitor <name>``: scrapes that Service. Prometheus attaches ``namespace``,
+      ``service`` (= ``metrics_service_name``), ``pod`` and ``container`` to every series,
+      which is what the alerts scope by.
+
+    Alerts and dashboards wire against the read-only attributes (``metric_namespace``,
+    ``metrics_service_name``, ``bullmq_queues``, ``queue_key_states``, ``scrape_interval``, ...).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        valkey: ValkeyStatefulSet,
+        image: str = DEFAULT_IMAGE,
+        bullmq_queues: Sequence[str] = (),
+        bullmq_prefix: str = "bull",
+        service_monitor_labels: Mapping[str, str] | None = None,
+        scrape_interval: cdk8s.Duration = cdk8s.Duration.seconds(30),
+        memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64),
+        cpu_request: kplus.Cpu = kplus.Cpu.millis(10),
+    ) -> None:
+        """
+        :param valkey: The Valkey whose pod gets the exporter container; the metrics Service
+            selects that pod and the construct must live in a chart of the same namespace.
+            At most one ExporterSidecar per Valkey.
+        :param image: redis_exporter image, pinned to an exact tag and optionally a digest
+            (``oliver006/redis_exporter:v1.61.0@sha256:...``). Default:
+            ``oliver006/redis_exporter:v1.61.0``, the version ADR 0005 pins. It connects with
+            ``redis://`` (``valkey://`` only exists from v1.65.0).
+        :param bullmq_queues: BullMQ queue names whose keys ``<prefix>:<queue>:<state>`` for
+            each state of ``queue_key_states`` are exported as ``valkey_key_size{db="db0",key=...}``
+            with ``--check-single-keys``: one cheap LLEN/ZCARD per key and scrape, never a SCAN
+            of the keyspace. Names must be unique and cannot hold ``:`` (BullMQ forbids it),
+            whitespace, ``,``, ``=`` or glob characters. Default: none, so no key metrics; list
+            the queues whose depth you alert on.
+        :param bullmq_prefix: The ``prefix`` option of the BullMQ queues, the first part of
+            every key; same character rules as the queue names. Default: ``bull``, BullMQ's own.
+        :param service_monitor_labels: Extra labels of the ServiceMonitor, for the
+            ``serviceMonitorSelector`` of the Prometheus that should pick it up, e.g.
+            ``{"release": "kube-prometheus-stack"}``. The ``app.kubernetes.io/*`` labels are
+            the construct's and cannot be given here. Default: none, which suits a Prometheus
+            that selects every ServiceMonitor.
+        :param scrape_interval: How often Prometheus scrapes the exporter; the scrape timeout
+            is half of it, at most 10 s, and the exporter's connection timeout half of that, so
+            a hung Valkey is reported as ``valkey_up 0`` rather than as a failed scrape. Whole
+            seconds from 5 s to 5 min. Default: 30 s, kube-prometheus-stack's own interval.
+        :param memory_limit: The exporter's memory request and limit (equal, like the Valkey
+            container's). At least 16 MiB. Default: 64 MiB; the exporter uses about 10-20 MiB.
+        :param cpu_request: CPU request of the exporter. No CPU limit is rendered, as for the
+            Valkey container: throttling only makes scrapes time out. Default: 10m; a scrape
+            costs a few milliseconds of CPU.
+        """
+        # Validate everything before defining any child (and before joining the tree).
+        queues = _check_queues(bullmq_queues)
+        _check_key_part("bullmq_prefix", bullmq_prefix)
+        image_tag("image", image)
+        extra_labels = check_labels("service_monitor_labels", dict(service_monitor_labels or {}))
+        for key in extra_labels:
+            if key.startswith("app.kubernetes.io/"):
+                raise ValueError(
+                    f"service_monitor_labels: {key!r} is set by ExporterSidecar; "
+                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
+                )
+        interval_seconds = _check_scrape_interval(scrape_interval)
+        if size_to_bytes(memory_limit) < MIN_MEMORY_LIMIT_BYTES:
+            raise ValueError(
+                f"memory_limit: {quantity(memory_limit)} is too small to run redis_exporter; "
+                f"use at least {MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
+            )
+        chart_namespace = cdk8s.Chart.of(scope).namespace
+        if chart_namespace != valkey.namespace:
+            raise ValueError(
+                f"valkey: {valkey.name!r} renders into namespace {valkey.namespace!r} but this "
+                f"chart renders into {chart_namespace!r}; define the ExporterSidecar in a chart "
+                "of the Valkey's namespace, where its Service can select the pod"
+            )
+
+        super().__init__(scope, id)
+
+        self.valkey = valkey
+        self.image = image
+        self.metric_namespace = METRIC_NAMESPACE
+        self.metrics_port = METRICS_PORT
+        self.metrics_port_name = METRICS_PORT_NAME
+        self.metrics_path = METRICS_PATH
+        self.metrics_service_name = f"{valkey.name}-metrics"
+        self.container_name = CONTAINER_NAME
+        self.bullmq_queues = queues
+        self.bullmq_prefix = bullmq_prefix
+        self.queue_key_states = QUEUE_KEY_STATES
+        self.checked_keys: tuple[str, ...] = tuple(
+            f"{bullmq_prefix}:{queue}:{state}" for queue in queues for state in QUEUE_KEY_STATES
+        )
+        self._service_monitor_labels = extra_labels
+        self.scrape_interval = scrape_interval
+        timeout_seconds = min(MAX_SCRAPE_TIMEOUT_SECONDS, interval_seconds // 2)
+        self.scrape_timeout = cdk8s.Duration.seconds(timeout_seconds)
+        self.memory_limit = memory_limit
+        self.cpu_request = cpu_request
+        self._args = _render_args(
+            valkey_port=valkey.port,
+            connection_timeout_seconds=max(1, timeout_seconds // 2),
+            checked_keys=self.checked_keys,
+        )
+        self.labels = {**valkey.labels, "app.kubernetes.io/component": COMPONENT}
+
+        # First, so that a second ExporterSidecar on the same Valkey raises before any child.
+        valkey.add_container(self._container())
+        self.service = k8s.KubeService(
+            self,
+            "Service",
+            metadata=k8s.ObjectMeta(name=self.metrics_service_name, labels=dict(self.labels)),
+            spec=k8s.ServiceSpec(
+                type="ClusterIP",
+                selector=valkey.match_labels,
+                ports=[
+                    k8s.ServicePort(
+                        name=METRICS_PORT_NAME,
+                        port=METRICS_PORT,
+                        target_port=k8s.IntOrString.from_string(METRICS_PORT_NAME),
+                        protocol="TCP",
+                    )
+                ],
+            ),
+        )
+        self.service_monitor = _monitoring.ServiceMonitor(
+            self,
+            "ServiceMonitor",
+            metadata=cdk8s.ApiObjectMetadata(
+                name=valkey.name,
+                labels={**self.labels, **self._service_monitor_labels},
+            ),
+            spec=_monitoring.ServiceMonitorSpec(
+                selector=_monitoring.ServiceMonitorSpecSelector(
+                    match_labels={**valkey.match_labels, "app.kubernetes.io/component": COMPONENT}
+                ),
+                namespace_selector=(
+                    _monitoring.ServiceMonitorSpecNamespaceSelector(match_names=[valkey.namespace])
+                    if valkey.namespace
+                    else None
+                ),
+                endpoints=[
+                    _monitoring.ServiceMonitorSpecEndpoints(
+                        port=METRICS_PORT_NAME,
+                        path=METRICS_PATH,
+                        interval=_prometheus_duration(interval_seconds),
+                        scrape_timeout=_prometheus_duration(timeout_seconds),
+                    )
+                ],
+            ),
+        )
+
+    # -- wiring points -------------------------------------------------------------
+
+    @property
+    def args(self) -> list[str]:
+        """The exporter container's args exactly as rendered (a copy)."""
+        return list(self._args)
+
+    @property
+    def service_monitor_labels(self) -> dict[str, str]:
+        """The extra ServiceMonitor labels given (a copy)."""
+        return dict(self._service_monitor_labels)
+
+    # -- rendering -----------------------------------------------------------------
+
+    def _container(self) -> k8s.Container:
+        memory = k8s.Quantity.from_string(quantity(self.memory_limit))
+        port = k8s.IntOrString.from_string(METRICS_PORT_NAME)
+        return k8s.Container(
+            name=CONTAINER_NAME,
+            image=self.image,
+            image_pull_policy="IfNotPresent",
+            args=self.args,
+            ports=[k8s.ContainerPort(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP")],
+            resources=k8s.ResourceRequirements(
+                requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
+                limits={"memory": memory},
+            ),
+            security_context=k8s.SecurityContext(
+                run_as_user=UID,
+                run_as_group=UID,
+                run_as_non_root=True,
+                read_only_root_filesystem=True,
+                allow_privilege_escalation=False,
+                capabilities=k8s.Capabilities(drop=["ALL"]),
+                seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
+            ),
+            # The image has no shell, so HTTP probes. /health only proves that the process
+            # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. Readiness
+            # gates the whole pod (and so the Valkey Service): lenient thresholds, so that a
+            # slow exporter never takes Valkey out of its Service for long.
+            liveness_probe=k8s.Probe(
+                http_get=k8s.HttpGetAction(path=HEALTH_PATH, port=port),
+                period_seconds=10,
+                timeout_seconds=3,
+                failure_threshold=3,
+            ),
+            readiness_probe=k8s.Probe(
+                http_get=k8s.HttpGetAction(path=HEALTH_PATH, port=port),
+                period_seconds=10,
+                timeout_seconds=3,
+                failure_threshold=3,
+            ),
+        )
+
+
+def _render_args(*, valkey_port: int, connection_timeout_seconds: int, checked_keys: Sequence[str]) -> list[str]:
+    """redis_exporter flags; each exists with the same meaning in v1.45 (Debian) and v1.61."""
+    args = [
+        f"--redis.addr=redis://localhost:{valkey_port}",
+        f"--namespace={METRIC_NAMESPACE}",
+        f"--web.listen-address=:{METRICS_PORT}",
+        f"--web.telemetry-path={METRICS_PATH}",
+        # Below the scrape timeout: a hung Valkey yields valkey_up 0, not a failed scrape.
+        f"--connection-timeout={connection_timeout_seconds}s",
+        # Only valkey_* series: no go_* / process_* of the exporter (cAdvisor covers its container).
+        "--redis-only-metrics",
+    ]
+    if checked_keys:
+        # Exact keys (one LLEN/ZCARD each), never --check-keys, which SCANs the keyspace.
+        args.append("--check-single-keys=" + ",".join(f"db0={key}" for key in checked_keys))
+    return args
+
+
+def _check_key_part(prop: str, value: str) -> str:
+    """A BullMQ queue name or prefix that can sit in a key and in a --check-single-keys list."""
+    if not value:
+        raise ValueError(f"{prop}: {value!r} is empty; use a non-empty name such as 'emails'")
+    if ":" in value:
+        raise ValueError(
+            f"{prop}: {value!r} contains ':', which BullMQ uses to separate the parts of its keys; "
+            "use a name without ':'"
+        )
+    if _GLOB.search(value):
+        raise ValueError(
+            f"{prop}: {value!r} contains a glob character, which would make key patterns match "
+            "other keys; use a name without * ? [ ] \\"
+        )
+    if _FLAG_BREAKING.search(value):
+        raise ValueError(
+            f"{prop}: {value!r} contains whitespace, ',' or '=', which would break the exporter's "
+            "--check-single-keys list; use a name without them"
+        )
+    return value
+
+
+def _check_queues(queues: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(queues, str):
+        raise ValueError(
+            f"bullmq_queues: {queues!r} is a single string; pass a list of queue names such as [{queues!r}]"
+        )
+    for queue in queues:
+        _check_key_part("bullmq_queues", queue)
+    check_unique("bullmq_queues", queues)
+    return tuple(queues)
+
+
+def _check_scrape_interval(interval: cdk8s.Duration) -> int:
+    millis = int(interval.to_milliseconds())
+    seconds = millis // 1000
+    if millis % 1000 or not MIN_SCRAPE_INTERVAL_SECONDS <= seconds <= MAX_SCRAPE_INTERVAL_SECONDS:
+        shown = f"{millis}ms" if millis % 1000 else _prometheus_duration(seconds)
+        raise ValueError(
+            f"scrape_interval: {shown} is not allowed; use whole seconds "
+            f"from {MIN_SCRAPE_INTERVAL_SECONDS}s to {MAX_SCRAPE_INTERVAL_SECONDS // 60}m"
+        )
+    return seconds
+
+
+def _prometheus_duration(seconds: int) -> str:
+    """A Prometheus duration as people write it: 30s, 1m, 1m30s, 5m."""
+    minutes, rest = divmod(seconds, 60)
+    text = (f"{minutes}m" if minutes else "") + (f"{rest}s" if rest else "")
+    return text or "0s"
