@@ -19,7 +19,7 @@ PROBE = SCRIPTS / "probe.sh"
 # preamble) that takes about 0.6 s to replay here, while one probe round (ready + alive +
 # INFO) takes ~10 ms: some 60 rounds see LOADING. Smaller gets close to a handful of rounds
 # on a busy machine; larger only costs time.
-KEYS = 500_000
+KEYS = 1_500_000  # about 100 MB of AOF: a loading window of over a second, even on a busy machine
 VALUE_BYTES = 32
 
 
@@ -138,7 +138,7 @@ def test_ready_fails_and_alive_passes_while_loading(tmp_path: Path, sh: str, pro
     data_dir.mkdir()
     build_command_form_aof(probe_env, data_dir, tmp_path)
     base = next((data_dir / "appendonlydir").glob("*.base.aof"))
-    assert base.stat().st_size > 25_000_000
+    assert base.stat().st_size > 75_000_000
 
     port = free_port()
     config = write_config(tmp_path / "valkey.conf", port=port, data_dir=data_dir)
