@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
+SCAN_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Debian packages the tests run for real: promtool and Prometheus, redis_exporter,
@@ -25,7 +26,7 @@ bench: dev-deps system-deps
 
 deps: $(VENV)/.deps node_modules/.package-lock.json
 
-dev-deps: deps $(VENV)/.dev-deps
+dev-deps: deps $(VENV)/.dev-deps $(SCAN_VENV)/.deps
 
 $(VENV)/.deps: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,11 @@ $(VENV)/.deps: requirements.txt pyproject.toml
 
 $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SCAN_VENV)/.deps: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-scan.txt
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

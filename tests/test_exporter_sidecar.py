@@ -95,15 +95,16 @@ def test_container() -> None:
     }
 
 
-def test_probes_are_http_on_the_metrics_port() -> None:
+def test_liveness_is_http_on_the_metrics_port_and_nothing_gates_readiness() -> None:
     exporter = container(rendered(), "exporter")
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert exporter[probe] == {
-            "httpGet": {"path": "/health", "port": "metrics"},
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        }, probe
+    assert exporter["livenessProbe"] == {
+        "httpGet": {"path": "/health", "port": "metrics"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    # The pod's readiness (and so the Valkey Service's endpoints) is Valkey's alone.
+    assert "readinessProbe" not in exporter
     assert "startupProbe" not in exporter
 
 

@@ -1,6 +1,7 @@
 """cdk8s constructs for ADR 0005: Valkey on Kubernetes as plain, reviewable YAML."""
 
-from .valkey_statefulset import ValkeyStatefulSet
+from .exporter_sidecar import ExporterSidecar
+from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
-__all__ = ["ValkeyStatefulSet"]
+__all__ = ["ExporterSidecar", "SecretKeyRef", "ValkeyStatefulSet"]
 __version__ = "0.1.0"

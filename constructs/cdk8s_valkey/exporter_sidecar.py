@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 import cdk8s
 import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
-
 from constructs import Construct
 
 from ._imports.cdk8s_valkey_servicemonitor.com.coreos import monitoring as _monitoring
@@ -24,6 +23,10 @@ METRICS_PORT_NAME = "metrics"
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/health"  # answers "ok" whenever the HTTP server runs; checks nothing else
 COMPONENT = "metrics"
+# The exporter's own variable for --redis.password: an env var from the Secret, never a flag.
+PASSWORD_ENV = "REDIS_PASSWORD"
+# The label every namespace carries with its own name (Kubernetes >= 1.22).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 # BullMQ keys whose size is exported per queue (LLEN for lists, ZCARD for sorted sets,
 # 0 while the key does not exist): the jobs waiting to run (wait, paused, prioritized),
@@ -38,6 +41,7 @@ MAX_SCRAPE_TIMEOUT_SECONDS = 10
 # Characters a queue name or prefix cannot hold, with the reason shown in the error.
 _GLOB = re.compile(r"[*?\[\]\\]")
 _FLAG_BREAKING = re.compile(r"[\s,=]")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class ExporterSidecar(Construct):
@@ -52,7 +56,12 @@ class ExporterSidecar(Construct):
       ``app.kubernetes.io/component: metrics`` so that only it is scraped;
     - ``ServiceMonitor <name>``: scrapes that Service. Prometheus attaches ``namespace``,
       ``service`` (= ``metrics_service_name``), ``pod`` and ``container`` to every series,
-      which is what the alerts scope by.
+      which is what the alerts scope by;
+    - when the Valkey has ``network_policy``: ``NetworkPolicy <name>-metrics``, the metrics
+      port open to the pods of ``metrics_namespace`` only.
+
+    When the Valkey has an ``auth_secret``, the exporter authenticates with it (env
+    ``REDIS_PASSWORD`` from the same Secret key).
 
     Alerts and dashboards wire against the read-only attributes (``metric_namespace``,
     ``metrics_service_name``, ``bullmq_queues``, ``queue_key_states``, ``scrape_interval``, ...).
@@ -71,6 +80,7 @@ class ExporterSidecar(Construct):
         scrape_interval: cdk8s.Duration = cdk8s.Duration.seconds(30),
         memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64),
         cpu_request: kplus.Cpu = kplus.Cpu.millis(10),
+        metrics_namespace: str = "monitoring",
     ) -> None:
         """
         :param valkey: The Valkey whose pod gets the exporter container; the metrics Service
@@ -102,6 +112,10 @@ class ExporterSidecar(Construct):
         :param cpu_request: CPU request of the exporter. No CPU limit is rendered, as for the
             Valkey container: throttling only makes scrapes time out. Default: 10m; a scrape
             costs a few milliseconds of CPU.
+        :param metrics_namespace: The namespace whose pods (Prometheus) may reach the metrics
+            port, selected by its ``kubernetes.io/metadata.name`` label. Only used when the Valkey
+            has ``network_policy``; then no other pod can scrape. Default: ``monitoring``, where
+            kube-prometheus-stack is usually installed.
         """
         # Validate everything before defining any child (and before joining the tree).
         queues = _check_queues(bullmq_queues)
@@ -119,6 +133,11 @@ class ExporterSidecar(Construct):
             raise ValueError(
                 f"memory_limit: {quantity(memory_limit)} is too small to run redis_exporter; "
                 f"use at least {MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
+            )
+        if len(metrics_namespace) > 63 or not _NAMESPACE.match(metrics_namespace):
+            raise ValueError(
+                f"metrics_namespace: {metrics_namespace!r} is not a valid namespace name; use at most 63 "
+                "lower-case letters, digits and '-', starting and ending with a letter or digit"
             )
         chart_namespace = cdk8s.Chart.of(scope).namespace
         if chart_namespace != valkey.namespace:
@@ -150,6 +169,7 @@ class ExporterSidecar(Construct):
         self.scrape_timeout = cdk8s.Duration.seconds(timeout_seconds)
         self.memory_limit = memory_limit
         self.cpu_request = cpu_request
+        self.metrics_namespace = metrics_namespace
         self._args = _render_args(
             valkey_port=valkey.port,
             connection_timeout_seconds=max(1, timeout_seconds // 2),
@@ -202,6 +222,34 @@ class ExporterSidecar(Construct):
                 ],
             ),
         )
+        self.network_policy_name: str | None = None
+        if valkey.network_policy:
+            # Added to the Valkey's policy (policies are a union): the metrics port, for the
+            # monitoring namespace only. Egress stays closed: the exporter talks over localhost.
+            self.network_policy_name = self.metrics_service_name
+            k8s.KubeNetworkPolicy(
+                self,
+                "NetworkPolicy",
+                metadata=k8s.ObjectMeta(name=self.network_policy_name, labels=dict(self.labels)),
+                spec=k8s.NetworkPolicySpec(
+                    pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels),
+                    policy_types=["Ingress"],
+                    ingress=[
+                        k8s.NetworkPolicyIngressRule(
+                            from_=[
+                                k8s.NetworkPolicyPeer(
+                                    namespace_selector=k8s.LabelSelector(
+                                        match_labels={NAMESPACE_NAME_LABEL: metrics_namespace}
+                                    )
+                                )
+                            ],
+                            ports=[
+                                k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(METRICS_PORT), protocol="TCP")
+                            ],
+                        )
+                    ],
+                ),
+            )
 
     # -- wiring points -------------------------------------------------------------
 
@@ -225,6 +273,9 @@ class ExporterSidecar(Construct):
             image=self.image,
             image_pull_policy="IfNotPresent",
             args=self.args,
+            # With AUTH: the password from the Valkey's Secret, as the exporter's own env var
+            # (a --redis.password flag would show it in /proc/<pid>/cmdline).
+            env=[self.valkey.auth_secret.env_var(PASSWORD_ENV)] if self.valkey.auth_secret else None,
             ports=[k8s.ContainerPort(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP")],
             resources=k8s.ResourceRequirements(
                 requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
@@ -239,17 +290,11 @@ class ExporterSidecar(Construct):
                 capabilities=k8s.Capabilities(drop=["ALL"]),
                 seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
             ),
-            # The image has no shell, so HTTP probes. /health only proves that the process
-            # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. Readiness
-            # gates the whole pod (and so the Valkey Service): lenient thresholds, so that a
-            # slow exporter never takes Valkey out of its Service for long.
+            # The image has no shell, so an HTTP probe. /health only proves that the process
+            # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
+            # readiness probe: a container's readiness gates the whole pod, and a struggling
+            # exporter must never take Valkey out of its client Service.
             liveness_probe=k8s.Probe(
-                http_get=k8s.HttpGetAction(path=HEALTH_PATH, port=port),
-                period_seconds=10,
-                timeout_seconds=3,
-                failure_threshold=3,
-            ),
-            readiness_probe=k8s.Probe(
                 http_get=k8s.HttpGetAction(path=HEALTH_PATH, port=port),
                 period_seconds=10,
                 timeout_seconds=3,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import cdk8s
 import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
-
 from constructs import Construct
 
 from . import _labels, _scripts
@@ -42,6 +42,13 @@ STORAGE_TO_MEMORY_MIN = 3
 TERMINATION_GRACE_SECONDS = 60
 STARTUP_PERIOD_SECONDS = 5
 
+# With auth_secret: the container's command runs this script, which hands the password to
+# valkey-server on stdin and then runs the entrypoint. The env names are the tools' own:
+# valkey-cli (the probes) reads REDISCLI_AUTH itself.
+AUTH_SCRIPT = "requirepass.sh"
+PASSWORD_ENV = "VALKEY_PASSWORD"
+CLI_PASSWORD_ENV = "REDISCLI_AUTH"
+
 # Directives the construct owns. Overriding any of them would silently break an ADR
 # guardrail or the manifest around the server, so extra_config refuses them.
 GUARDED_DIRECTIVES: Mapping[str, str] = {
@@ -62,12 +69,13 @@ GUARDED_DIRECTIVES: Mapping[str, str] = {
     "pidfile": "a read-only root filesystem",
     "unixsocket": "a read-only root filesystem",
     "include": "a configuration that is reviewable in one place",
-    "requirepass": "passwords staying out of ConfigMaps",
+    "requirepass": "passwords out of ConfigMaps (auth_secret takes it from a Secret)",
     "masterauth": "passwords staying out of ConfigMaps",
     "user": "passwords staying out of ConfigMaps",
     "aclfile": "passwords staying out of ConfigMaps",
 }
 _DIRECTIVE = re.compile(r"^[a-z][a-z0-9-]*$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 # The defaults we render, in file order; extra_config may replace the values of these.
 _TUNABLE_DEFAULTS: tuple[tuple[str, str, str], ...] = (
@@ -80,18 +88,56 @@ _TUNABLE_DEFAULTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class SecretKeyRef:
+    """One key of an existing Kubernetes Secret, such as the password Valkey requires.
+
+    Only the reference is rendered (``secretKeyRef``): the value is read by the kubelet when
+    the pod starts and never passes through the library, the ConfigMaps or ``dist/``.
+    """
+
+    name: str
+    key: str
+
+    def __init__(self, *, name: str, key: str) -> None:
+        """
+        :param name: Name of the Secret, in the namespace of the pod that uses it (a Kubernetes
+            object name: at most 253 lower-case letters, digits, '-' and '.').
+        :param key: Key inside the Secret's ``data`` (at most 253 letters, digits, '-', '_' and
+            '.'), for example ``password``.
+        """
+        check_dns_subdomain("SecretKeyRef.name", name)
+        if len(key) > 253 or not _SECRET_KEY.match(key) or key in (".", "..") or key.startswith(".."):
+            raise ValueError(
+                f"SecretKeyRef.key: {key!r} is not a valid Secret key; use at most 253 letters, "
+                "digits, '-', '_' and '.', other than '.' and '..' and not starting with '..'"
+            )
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "key", key)
+
+    def env_var(self, env_name: str) -> k8s.EnvVar:
+        """An env var the kubelet fills from this key at container start."""
+        return k8s.EnvVar(
+            name=env_name,
+            value_from=k8s.EnvVarSource(secret_key_ref=k8s.SecretKeySelector(name=self.name, key=self.key)),
+        )
+
+
 class ValkeyStatefulSet(Construct):
     """A single-replica Valkey 8.x StatefulSet with its Services and configuration.
 
     Renders, all named from ``name``:
 
     - ``ConfigMap <name>-config``: ``valkey.conf`` with AOF ``everysec`` and the RDB
-      preamble, ``maxmemory-policy noeviction``, ``dir /data``, no AUTH (ADR 0005);
+      preamble, ``maxmemory-policy noeviction``, ``dir /data``, no AUTH (ADR 0005) unless
+      ``auth_secret`` is given;
     - ``ConfigMap <name>-scripts``: the entrypoint, which sets ``maxmemory`` from the
-      cgroup limit at start, and the probe script;
+      cgroup limit at start, and the probe script (plus ``requirepass.sh`` with AUTH);
     - ``Service <name>-headless`` (governs the pod's DNS) and ``Service <name>`` on 6379;
     - ``StatefulSet <name>``: one replica, a hardened pod, a ``data`` volumeClaimTemplate
-      that is retained when the StatefulSet is deleted or scaled down.
+      that is retained when the StatefulSet is deleted or scaled down;
+    - with ``network_policy``: ``NetworkPolicy <name>``, port 6379 open to ``allowed_clients``
+      only, no egress.
 
     Other constructs attach to it through :meth:`add_container` and the read-only
     attributes (``service_name``, ``port``, ``match_labels``, ``url``, ...).
@@ -112,6 +158,9 @@ class ValkeyStatefulSet(Construct):
         storage_class: str = "longhorn",
         startup_budget: cdk8s.Duration = cdk8s.Duration.minutes(5),
         extra_config: Mapping[str, str] | None = None,
+        auth_secret: SecretKeyRef | None = None,
+        network_policy: bool = False,
+        allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None = None,
     ) -> None:
         """
         :param name: Base name of every object (``<name>``, ``<name>-headless``,
@@ -144,6 +193,27 @@ class ValkeyStatefulSet(Construct):
             Directives that enforce a guardrail (``appendonly``, ``maxmemory-policy``,
             ``dir``, ``requirepass``, ...) are refused; ``save``, ``timeout`` and the other
             rendered tunables are replaced in place. Default: none.
+        :param auth_secret: An existing Secret key holding the password Valkey then requires
+            (``requirepass``, with ``protected-mode yes``), e.g.
+            ``SecretKeyRef(name="valkey-auth", key="password")``. The kubelet puts it in the
+            container's env; ``requirepass.sh`` hands it to valkey-server on stdin, never on a
+            command line, and the probes use it through ``REDISCLI_AUTH``. An ExporterSidecar
+            gets it as ``REDIS_PASSWORD``. The library never creates or embeds a password. The
+            pod restarts when the reference changes, not when the Secret's content does
+            (docs/security.md: rotation). Default: no AUTH (ADR 0005): every client that can
+            reach the Service reads and writes every key.
+        :param network_policy: Render ``NetworkPolicy <name>``: the Valkey pod accepts
+            connections only on port 6379 and only from ``allowed_clients``, and opens none
+            (Valkey needs no egress; the exporter uses localhost). Policies add up: an
+            ExporterSidecar opens its metrics port in a policy of its own. Needs a CNI that
+            enforces NetworkPolicy. Default: false, no policy: every pod that can route to the
+            Service can connect, from any namespace (ADR 0005).
+        :param allowed_clients: Who may connect to port 6379 under ``network_policy``: peers
+            that each set a ``pod_selector``, ``namespace_selector`` or ``ip_block``, e.g.
+            ``[k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels={"app": "api"}))]``.
+            Only with ``network_policy=True``; an empty list is refused (Kubernetes reads it as
+            "from anywhere"). Default: every pod of the Valkey's own namespace
+            (``podSelector: {}``), the clients ADR 0005 intends.
         """
         super().__init__(scope, id)
 
@@ -188,7 +258,15 @@ class ValkeyStatefulSet(Construct):
                 f"use at least {STARTUP_PERIOD_SECONDS * 2}s"
             )
         self.startup_budget = startup_budget
-        self.config_text = render_config(extra_config or {})
+        if auth_secret is not None and not isinstance(auth_secret, SecretKeyRef):
+            raise ValueError(
+                f"auth_secret: {auth_secret!r} is not a SecretKeyRef; pass "
+                "SecretKeyRef(name=<Secret name>, key=<key in the Secret>)"
+            )
+        self.auth_secret = auth_secret
+        self.network_policy = network_policy
+        self.allowed_clients = _check_clients(network_policy, allowed_clients)
+        self.config_text = render_config(extra_config or {}, auth=auth_secret is not None)
 
         self.namespace: str | None = cdk8s.Chart.of(self).namespace
         self.port = PORT
@@ -206,6 +284,8 @@ class ValkeyStatefulSet(Construct):
             _scripts.ENTRYPOINT: _scripts.script(_scripts.ENTRYPOINT),
             _scripts.PROBE: _scripts.script(_scripts.PROBE),
         }
+        if auth_secret is not None:
+            scripts[AUTH_SCRIPT] = _scripts.script(AUTH_SCRIPT)
         k8s.KubeConfigMap(
             self,
             "Config",
@@ -220,6 +300,10 @@ class ValkeyStatefulSet(Construct):
         )
         self._checksum_inputs["valkey.conf"] = self.config_text
         self._checksum_inputs.update(scripts)
+        if auth_secret is not None:
+            # The password is unknown at synth: a new Secret or key restarts the pod, a new
+            # value in the same key does not (docs/security.md: rotation).
+            self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
         k8s.KubeService(
             self,
@@ -247,6 +331,26 @@ class ValkeyStatefulSet(Construct):
             metadata=self._metadata(self.name),
             spec=self._statefulset_spec(budget_seconds),
         )
+        self.network_policy_name: str | None = None
+        if network_policy:
+            self.network_policy_name = self.name
+            k8s.KubeNetworkPolicy(
+                self,
+                "NetworkPolicy",
+                metadata=self._metadata(self.network_policy_name),
+                spec=k8s.NetworkPolicySpec(
+                    pod_selector=k8s.LabelSelector(match_labels=self.match_labels),
+                    policy_types=["Ingress", "Egress"],
+                    ingress=[
+                        k8s.NetworkPolicyIngressRule(
+                            from_=list(self.allowed_clients),
+                            ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(self.port), protocol="TCP")],
+                        )
+                    ],
+                    # Empty with Egress in policyTypes: no connection out of the pod at all.
+                    egress=[],
+                ),
+            )
 
     # -- wiring points -------------------------------------------------------------
 
@@ -257,7 +361,8 @@ class ValkeyStatefulSet(Construct):
 
     @property
     def url(self) -> str:
-        """Connection URL for clients in the cluster (no password: ADR 0005)."""
+        """Connection URL for clients in the cluster. It never holds a password: with
+        ``auth_secret``, clients take the password from that Secret themselves."""
         host = f"{self.service_name}.{self.namespace}.svc" if self.namespace else self.service_name
         return f"redis://{host}:{self.port}"
 
@@ -297,18 +402,25 @@ class ValkeyStatefulSet(Construct):
     def _statefulset_spec(self, budget_seconds: int) -> k8s.StatefulSetSpec:
         memory = k8s.Quantity.from_string(quantity(self.memory_limit))
         probe_script = f"{SCRIPTS_DIR}/{_scripts.PROBE}"
+        env = [
+            k8s.EnvVar(name="VALKEY_CONFIG_FILE", value=f"{CONFIG_DIR}/valkey.conf"),
+            k8s.EnvVar(name="VALKEY_DATA_DIR", value=DATA_DIR),
+            k8s.EnvVar(name="VALKEY_MAXMEMORY_PERCENT", value=str(self.maxmemory_percent)),
+            k8s.EnvVar(name="VALKEY_MAXMEMORY_FALLBACK_BYTES", value=str(self.maxmemory_fallback_bytes)),
+            k8s.EnvVar(name="VALKEY_MIN_MAXMEMORY_BYTES", value=str(MIN_MAXMEMORY_BYTES)),
+        ]
+        command = ["sh", f"{SCRIPTS_DIR}/{_scripts.ENTRYPOINT}"]
+        if self.auth_secret is not None:
+            # Both from the Secret: requirepass.sh reads (and unsets) VALKEY_PASSWORD, the
+            # probes' valkey-cli reads REDISCLI_AUTH. Neither is ever on a command line.
+            env += [self.auth_secret.env_var(PASSWORD_ENV), self.auth_secret.env_var(CLI_PASSWORD_ENV)]
+            command = ["sh", f"{SCRIPTS_DIR}/{AUTH_SCRIPT}"]
         container = k8s.Container(
             name="valkey",
             image=self.image,
             image_pull_policy="IfNotPresent",
-            command=["sh", f"{SCRIPTS_DIR}/{_scripts.ENTRYPOINT}"],
-            env=[
-                k8s.EnvVar(name="VALKEY_CONFIG_FILE", value=f"{CONFIG_DIR}/valkey.conf"),
-                k8s.EnvVar(name="VALKEY_DATA_DIR", value=DATA_DIR),
-                k8s.EnvVar(name="VALKEY_MAXMEMORY_PERCENT", value=str(self.maxmemory_percent)),
-                k8s.EnvVar(name="VALKEY_MAXMEMORY_FALLBACK_BYTES", value=str(self.maxmemory_fallback_bytes)),
-                k8s.EnvVar(name="VALKEY_MIN_MAXMEMORY_BYTES", value=str(MIN_MAXMEMORY_BYTES)),
-            ],
+            command=command,
+            env=env,
             ports=[k8s.ContainerPort(name="valkey", container_port=self.port, protocol="TCP")],
             resources=k8s.ResourceRequirements(
                 requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
@@ -389,8 +501,11 @@ class ValkeyStatefulSet(Construct):
         )
 
 
-def render_config(extra_config: Mapping[str, str]) -> str:
-    """The ``valkey.conf`` text: guardrails first, then tunables, then the caller's extras."""
+def render_config(extra_config: Mapping[str, str], *, auth: bool = False) -> str:
+    """The ``valkey.conf`` text: guardrails first, then tunables, then the caller's extras.
+
+    With ``auth``, ``protected-mode yes``: the password itself is never in this text, the
+    container hands it to valkey-server on stdin at start (``requirepass.sh``)."""
     extras = dict(extra_config)
     for key, value in extras.items():
         if not _DIRECTIVE.match(key):
@@ -405,13 +520,20 @@ def render_config(extra_config: Mapping[str, str]) -> str:
             )
         if "\n" in value or "\r" in value or not value.strip():
             raise ValueError(f"extra_config: {key!r} has value {value!r}; use a single non-empty line")
+    if auth:
+        network = [
+            "# Network: AUTH required. requirepass comes from the Secret at start, on stdin",
+            "# (requirepass.sh), never from this file.",
+        ]
+    else:
+        network = ["# Network: no AUTH yet (ADR 0005); any pod that reaches the Service can connect."]
     lines = [
         "# valkey.conf rendered by cdk8s_valkey (ADR 0005). maxmemory is not set here:",
         "# entrypoint.sh computes it at start from the container's cgroup memory limit.",
         "",
-        "# Network: no AUTH yet (ADR 0005); any pod that reaches the Service can connect.",
+        *network,
         "bind * -::*",
-        "protected-mode no",
+        f"protected-mode {'yes' if auth else 'no'}",
         f"port {PORT}",
         "daemonize no",
         'logfile ""',
@@ -435,6 +557,33 @@ def render_config(extra_config: Mapping[str, str]) -> str:
         lines += ["", "# extra_config"]
         lines += [f"{key} {value}" for key, value in sorted(extras.items())]
     return "\n".join(lines) + "\n"
+
+
+def _check_clients(
+    network_policy: bool, allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None
+) -> tuple[k8s.NetworkPolicyPeer, ...]:
+    """The ingress peers of the NetworkPolicy: the given ones, or every pod of the namespace."""
+    if allowed_clients is None:
+        return (k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector()),)
+    if not network_policy:
+        raise ValueError(
+            "allowed_clients: only applies with network_policy=True; set network_policy=True "
+            "to render the NetworkPolicy, or leave allowed_clients out"
+        )
+    peers = tuple(allowed_clients)
+    if not peers:
+        raise ValueError(
+            f"allowed_clients: {allowed_clients!r} is empty, which Kubernetes reads as 'from anywhere'; "
+            "list the peers, or leave allowed_clients out for every pod of the Valkey's namespace"
+        )
+    for index, peer in enumerate(peers):
+        if not isinstance(peer, k8s.NetworkPolicyPeer):
+            raise ValueError(f"allowed_clients: item {index} ({peer!r}) is not a k8s.NetworkPolicyPeer")
+        if peer.pod_selector is None and peer.namespace_selector is None and peer.ip_block is None:
+            raise ValueError(
+                f"allowed_clients: item {index} selects nothing; set its pod_selector, namespace_selector or ip_block"
+            )
+    return peers
 
 
 def _exec_probe(script: str, mode: str, *, period: int, timeout: int, failures: int) -> k8s.Probe:
