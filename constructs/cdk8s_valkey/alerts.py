@@ -1,0 +1,474 @@
+"""Alerts: ADR 0005's alerting rules for one Valkey, as a prometheus-operator PrometheusRule."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import cdk8s
+from constructs import Construct
+
+from . import _labels
+from ._imports.cdk8s_valkey_prometheusrule.com.coreos import monitoring as _monitoring
+from ._validation import check_labels
+from .exporter_sidecar import ExporterSidecar
+from .valkey_statefulset import ValkeyStatefulSet
+
+# A placeholder on a reserved domain (RFC 2606) until this library has a public home: it is
+# obviously not a real page, and it never points at somebody else's content.
+DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/platform/cdk8s-valkey/blob/main/docs/runbooks.md"
+COMPONENT = "alerts"
+
+# BullMQ keys whose jobs are waiting to run now. `delayed` (scheduled for later: retries
+# with back-off, repeatable jobs) is a backlog by design and `active` is being worked on,
+# so neither makes a queue late.
+WAITING_STATES: tuple[str, ...] = ("wait", "paused", "prioritized")
+
+# Fixed thresholds: each is ADR 0005's figure or follows from a guardrail, so they are
+# constants, not props. Memory ratios are of maxmemory (80 % of the container limit).
+MEMORY_WARNING_RATIO = 0.90
+MEMORY_CRITICAL_RATIO = 0.97
+CAPACITY_REVIEW_RATIO = 0.65  # ADR 0005, capacity review: steady state above 65 %
+CLIENTS_NEAR_MAX_RATIO = 0.90
+REVISIT_MEMORY_BYTES = 50 << 30  # ADR 0005, revisit trigger: sustained memory above 50 GiB
+REVISIT_COMMANDS_PER_SECOND = 10_000  # ADR 0005, revisit trigger: throughput above 10k ops/s
+
+CLIENTS_FOR_SECONDS = 10 * 60  # a deploy that briefly doubles the workers is no leak
+
+# The shortest `for` the props accept, and the multiple of the scrape interval below which
+# one odd scrape could fire an alert.
+MIN_FOR_SECONDS = 60
+MIN_FOR_SCRAPES = 2
+
+
+@dataclass(frozen=True)
+class _Rule:
+    alert: str
+    expr: str
+    for_seconds: int
+    severity: str
+    summary: str
+    description: str
+
+
+class Alerts(Construct):
+    """ADR 0005's alerts for one Valkey: a PrometheusRule ``<name>`` with one group.
+
+    Covers availability (``ValkeyDown``, ``ValkeyMetricsAbsent``), memory against
+    ``maxmemory`` (warning, critical, capacity review, unset ``maxmemory``), refused writes
+    (OOM errors under ``noeviction``), AOF persistence, the eviction policy, clients, BullMQ
+    queue depth and ADR 0005's revisit triggers. Every expression selects the exporter's
+    series by ``namespace`` (when the chart has one) and ``service`` (the metrics Service),
+    the labels a ServiceMonitor attaches, so that two Valkeys never fire each other's alerts.
+    Each alert carries a ``severity`` label (``critical``, ``warning`` or ``info``) and the
+    annotations ``summary``, ``description`` and ``runbook_url`` (``<runbook_base_url>#<alert
+    name in lower case>``, a heading of ``docs/runbooks.md``).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        valkey: ValkeyStatefulSet,
+        exporter: ExporterSidecar,
+        rule_labels: Mapping[str, str] | None = None,
+        runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
+        down_for: cdk8s.Duration = cdk8s.Duration.minutes(5),
+        client_threshold: int = 1000,
+        queue_depth_threshold: int = 1000,
+        queue_depth_thresholds: Mapping[str, int] | None = None,
+        queue_depth_for: cdk8s.Duration = cdk8s.Duration.minutes(15),
+    ) -> None:
+        """
+        :param valkey: The Valkey the alerts are about; its namespace scopes every expression.
+        :param exporter: The ExporterSidecar of that Valkey; its metrics Service, metric prefix
+            and BullMQ queues shape the expressions.
+        :param rule_labels: Extra labels of the PrometheusRule, for the ``ruleSelector`` of
+            the Prometheus that should load it, e.g. ``{"release": "kube-prometheus-stack"}``
+            (kube-prometheus-stack's default selector). The ``app.kubernetes.io/*`` labels are
+            the construct's and cannot be given here. Default: none, which suits a Prometheus
+            that loads every PrometheusRule.
+        :param runbook_base_url: Absolute http(s) URL of the runbooks page (``docs/runbooks.md``
+            of this library); each alert's ``runbook_url`` is it plus ``#<alert name in lower
+            case>``. No ``#``, whitespace or braces. Default: a placeholder on
+            ``git.example.com``, because this library has no public home yet; point it at
+            where your team reads ``docs/runbooks.md``.
+        :param down_for: How long Valkey must be unreachable (``ValkeyDown``) or its metrics
+            missing (``ValkeyMetricsAbsent``) before they fire. At least 1 minute and two scrape
+            intervals. Default: 5 minutes, so a normal restart (pod rescheduled, Longhorn volume
+            reattached, AOF replayed) passes without a page and a crash loop does not.
+        :param client_threshold: ``ValkeyTooManyClients`` fires when more clients stay
+            connected than this. At least 1. Default: 1000, a tenth of Valkey's ``maxclients``
+            and far more than a small cluster's session cache and BullMQ workers open (BullMQ:
+            one connection per Queue, two per Worker); a climb past it is a connection leak.
+        :param queue_depth_threshold: ``ValkeyBullMQQueueBacklog`` fires for a queue when more
+            jobs than this wait to run (``wait`` + ``paused`` + ``prioritized``; ``delayed``
+            jobs are scheduled for later on purpose and do not count). At least 1.
+            Default: 1000.
+        :param queue_depth_thresholds: Per-queue overrides of ``queue_depth_threshold``, e.g.
+            ``{"reports": 50}``. Keys must be queues of ``exporter.bullmq_queues``; values at
+            least 1. Default: none, every queue uses ``queue_depth_threshold``.
+        :param queue_depth_for: How long a queue must stay above its threshold before
+            ``ValkeyBullMQQueueBacklog`` fires. At least 1 minute and two scrape intervals.
+            Default: 15 minutes: a burst that workers drain is normal, a backlog that lasts
+            means workers are down, stuck or too few.
+        """
+        # Validate everything before defining any child (and before joining the tree).
+        if exporter.valkey is not valkey:
+            raise ValueError(
+                f"exporter: it watches Valkey {exporter.valkey.name!r}, not {valkey.name!r}; "
+                "pass the ExporterSidecar created with valkey=<this Valkey>"
+            )
+        missing = [state for state in WAITING_STATES if state not in exporter.queue_key_states]
+        if missing:
+            raise ValueError(
+                f"exporter: it does not export the BullMQ key states {missing}; the queue-depth "
+                f"alert needs {list(WAITING_STATES)}"
+            )
+        extra_labels = check_labels("rule_labels", dict(rule_labels or {}))
+        for key in extra_labels:
+            if key.startswith("app.kubernetes.io/"):
+                raise ValueError(
+                    f"rule_labels: {key!r} is set by Alerts; "
+                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
+                )
+        _check_runbook_base_url(runbook_base_url)
+        scrape_seconds = _whole_seconds(exporter.scrape_interval)
+        down_seconds = _check_for("down_for", down_for, scrape_seconds)
+        _check_positive_int("client_threshold", client_threshold)
+        _check_positive_int("queue_depth_threshold", queue_depth_threshold)
+        overrides = dict(queue_depth_thresholds or {})
+        for queue, threshold in overrides.items():
+            if queue not in exporter.bullmq_queues:
+                known = ", ".join(repr(q) for q in exporter.bullmq_queues) or "none"
+                raise ValueError(
+                    f"queue_depth_thresholds: {queue!r} is not a queue the exporter watches; "
+                    f"use one of exporter.bullmq_queues ({known})"
+                )
+            _check_positive_int(f"queue_depth_thresholds[{queue!r}]", threshold)
+        queue_seconds = _check_for("queue_depth_for", queue_depth_for, scrape_seconds)
+
+        super().__init__(scope, id)
+
+        self.valkey = valkey
+        self.exporter = exporter
+        self.name = valkey.name
+        self.group_name = f"{valkey.name}.rules"
+        self._rule_labels = extra_labels
+        self.runbook_base_url = runbook_base_url
+        self.down_for = down_for
+        self.client_threshold = client_threshold
+        self.queue_depth_threshold = queue_depth_threshold
+        self._queue_depth_thresholds = {q: overrides.get(q, queue_depth_threshold) for q in exporter.bullmq_queues}
+        self.queue_depth_for = queue_depth_for
+        self.labels = _labels.common_labels(valkey.name, valkey.version, COMPONENT)
+
+        self._metric_prefix = exporter.metric_namespace
+        matchers = [f'service="{exporter.metrics_service_name}"']
+        if valkey.namespace:
+            matchers.insert(0, f'namespace="{valkey.namespace}"')
+        self._matchers = ",".join(matchers)
+        self._target = f"{valkey.namespace}/{valkey.name}" if valkey.namespace else valkey.name
+
+        self._rules = self._render_rules(down_seconds, queue_seconds)
+        self.alert_names: tuple[str, ...] = tuple(dict.fromkeys(rule.alert for rule in self._rules))
+
+        self.prometheus_rule = _monitoring.PrometheusRule(
+            self,
+            "Resource",
+            metadata=cdk8s.ApiObjectMetadata(name=self.name, labels={**self.labels, **self._rule_labels}),
+            spec=_monitoring.PrometheusRuleSpec(
+                groups=[
+                    _monitoring.PrometheusRuleSpecGroups(
+                        name=self.group_name,
+                        rules=[self._rule(rule) for rule in self._rules],
+                    )
+                ]
+            ),
+        )
+
+    # -- wiring points -------------------------------------------------------------
+
+    @property
+    def rule_labels(self) -> dict[str, str]:
+        """The extra PrometheusRule labels given (a copy)."""
+        return dict(self._rule_labels)
+
+    @property
+    def queue_depth_thresholds(self) -> dict[str, int]:
+        """The threshold in force for every watched queue, overrides applied (a copy)."""
+        return dict(self._queue_depth_thresholds)
+
+    @property
+    def selector(self) -> str:
+        """The label matchers every expression uses, e.g. ``namespace="apps",service="valkey-metrics"``."""
+        return self._matchers
+
+    def runbook_url(self, alert: str) -> str:
+        """The ``runbook_url`` annotation of an alert: the base URL plus its anchor."""
+        if alert not in self.alert_names:
+            raise ValueError(f"alert: {alert!r} is not rendered; use one of {list(self.alert_names)}")
+        return f"{self.runbook_base_url}#{alert.lower()}"
+
+    # -- rendering -----------------------------------------------------------------
+
+    def _rule(self, rule: _Rule) -> _monitoring.PrometheusRuleSpecGroupsRules:
+        return _monitoring.PrometheusRuleSpecGroupsRules(
+            alert=rule.alert,
+            expr=_monitoring.PrometheusRuleSpecGroupsRulesExpr.from_string(rule.expr),
+            for_=_prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
+            labels={"severity": rule.severity},
+            annotations={
+                "summary": rule.summary,
+                "description": rule.description,
+                "runbook_url": f"{self.runbook_base_url}#{rule.alert.lower()}",
+            },
+        )
+
+    def _sel(self, *extra: str) -> str:
+        return "{" + ",".join([self._matchers, *extra]) + "}"
+
+    def _m(self, metric: str, *extra: str) -> str:
+        """A metric of the exporter, selected by this Valkey's namespace and metrics Service."""
+        return f"{self._metric_prefix}_{metric}{self._sel(*extra)}"
+
+    def _render_rules(self, down_seconds: int, queue_seconds: int) -> list[_Rule]:
+        m = self._m
+        target = self._target
+        down = _prometheus_duration(down_seconds)
+        used, max_bytes = m("memory_used_bytes"), m("memory_max_bytes")
+        oom = m("errors_total", 'err="OOM"')
+        info = m("instance_info", 'maxmemory_policy!="noeviction"')
+        rules = [
+            _Rule(
+                "ValkeyDown",
+                f"{m('up')} == 0",
+                down_seconds,
+                "critical",
+                f"Valkey {target} is down",
+                f"The exporter in pod {{{{ $labels.pod }}}} has not reached Valkey {target} for {down}: "
+                "clients (sessions, BullMQ) get connection errors until it is back.",
+            ),
+            _Rule(
+                "ValkeyMetricsAbsent",
+                f"absent({m('up')})",
+                down_seconds,
+                "critical",
+                f"No metrics from Valkey {target}",
+                f"Prometheus has had no {self._metric_prefix}_up series from service "
+                f"{self.exporter.metrics_service_name} for {down}: the Valkey pod is gone (node or volume "
+                "down, pod pending) or no longer scraped, and every other Valkey alert is blind.",
+            ),
+            _Rule(
+                "ValkeyMemoryHigh",
+                f"{used} / ({max_bytes} > 0) > {MEMORY_WARNING_RATIO}",
+                10 * 60,
+                "warning",
+                f"Valkey {target} uses over {MEMORY_WARNING_RATIO:.0%} of maxmemory",
+                f"Valkey {target} uses {{{{ $value | humanizePercentage }}}} of maxmemory. At 100% it "
+                "refuses writes (maxmemory-policy noeviction): BullMQ cannot add or move jobs.",
+            ),
+            _Rule(
+                "ValkeyMemoryCritical",
+                f"{used} / ({max_bytes} > 0) > {MEMORY_CRITICAL_RATIO}",
+                2 * 60,
+                "critical",
+                f"Valkey {target} is about to refuse writes",
+                f"Valkey {target} uses {{{{ $value | humanizePercentage }}}} of maxmemory: writes are "
+                "refused with OOM errors at 100%. Free memory or raise the memory limit now.",
+            ),
+            _Rule(
+                "ValkeyMemoryCapacityReview",
+                f"max by (namespace, service) (avg_over_time({used}[1h]))\n"
+                f"/\nmax by (namespace, service) (max_over_time({max_bytes}[1h]) > 0)\n> {CAPACITY_REVIEW_RATIO}",
+                24 * 60 * 60,
+                "info",
+                f"Valkey {target} stays above {CAPACITY_REVIEW_RATIO:.0%} of maxmemory",
+                f"Valkey {target} has used {{{{ $value | humanizePercentage }}}} of maxmemory (hourly "
+                f"average) for a day. ADR 0005: above {CAPACITY_REVIEW_RATIO:.0%} in steady state, "
+                "plan vertical scaling (memory_limit) or another instance.",
+            ),
+            _Rule(
+                "ValkeyMaxmemoryUnset",
+                f"{max_bytes} == 0",
+                5 * 60,
+                "warning",
+                f"Valkey {target} has no maxmemory",
+                f"Valkey {target} runs with maxmemory 0 (unlimited): instead of refusing writes it grows "
+                "until the kernel OOM-kills the pod, and the memory alerts are blind. The entrypoint "
+                "sets maxmemory at start, so someone changed it at runtime (CONFIG SET).",
+            ),
+            _Rule(
+                "ValkeyWritesRefusedOOM",
+                f"increase({oom}[5m]) > 0\nor\n({oom} unless {oom} offset 5m)",
+                0,
+                "critical",
+                f"Valkey {target} refuses writes (OOM)",
+                f"Valkey {target} answered about {{{{ $value | humanize }}}} commands with OOM errors in "
+                "the last 5 minutes: memory is at maxmemory and noeviction refuses writes. BullMQ "
+                "producers and workers are failing.",
+            ),
+            _Rule(
+                "ValkeyAofWriteFailing",
+                f"{m('aof_last_write_status')} == 0",
+                60,
+                "critical",
+                f"Valkey {target} cannot write its AOF",
+                f"The last AOF write of Valkey {target} failed (disk full or volume read-only): "
+                "writes are refused until the volume accepts them again.",
+            ),
+            _Rule(
+                "ValkeyAofRewriteFailing",
+                f"{m('aof_last_bgrewrite_status')} == 0",
+                10 * 60,
+                "warning",
+                f"Valkey {target} cannot rewrite its AOF",
+                f"The last AOF rewrite of Valkey {target} failed (fork refused for lack of memory, or "
+                "disk full): the AOF keeps growing and restarts replay more of it.",
+            ),
+            _Rule(
+                "ValkeyMaxmemoryPolicyNotNoeviction",
+                f"count by (namespace, service, pod, maxmemory_policy) (\n  {info}\n)",
+                5 * 60,
+                "warning",
+                f"Valkey {target} may evict keys",
+                f"Valkey {target} runs with maxmemory-policy {{{{ $labels.maxmemory_policy }}}}, not "
+                "noeviction: at maxmemory it deletes keys, BullMQ jobs included, instead of refusing "
+                "writes (ADR 0005; BullMQ requires noeviction).",
+            ),
+            _Rule(
+                "ValkeyTooManyClients",
+                f"{m('connected_clients')} > {self.client_threshold}",
+                CLIENTS_FOR_SECONDS,
+                "warning",
+                f"Valkey {target} has more than {self.client_threshold} clients",
+                f"Valkey {target} has had more than {self.client_threshold} connected clients for "
+                f"{_prometheus_duration(CLIENTS_FOR_SECONDS)}, now {{{{ $value | humanize }}}}: likely a "
+                "connection leak in a client.",
+            ),
+            _Rule(
+                "ValkeyClientsNearMaxclients",
+                f"{m('connected_clients')} / ({m('config_maxclients')} > 0) > {CLIENTS_NEAR_MAX_RATIO}",
+                2 * 60,
+                "critical",
+                f"Valkey {target} is about to refuse connections",
+                f"Valkey {target} uses {{{{ $value | humanizePercentage }}}} of maxclients: new "
+                "connections (a restarted worker, a new pod) are refused at 100%.",
+            ),
+            *self._queue_rules(queue_seconds),
+            _Rule(
+                "ValkeyAdrRevisitMemory",
+                f"max by (namespace, service) ({used}) > {REVISIT_MEMORY_BYTES}",
+                60 * 60,
+                "info",
+                f"Valkey {target} holds more than 50 GiB: revisit ADR 0005",
+                f"Valkey {target} has used {{{{ $value | humanize1024 }}}}B for an hour, past ADR 0005's "
+                "revisit trigger (sustained memory above 50 GiB). Re-open the ADR.",
+            ),
+            _Rule(
+                "ValkeyAdrRevisitThroughput",
+                f"sum by (namespace, service) (rate({m('commands_processed_total')}[5m])) "
+                f"> {REVISIT_COMMANDS_PER_SECOND}",
+                60 * 60,
+                "info",
+                f"Valkey {target} serves over 10k commands/s: revisit ADR 0005",
+                f"Valkey {target} has processed {{{{ $value | humanize }}}} commands/s for an hour, past "
+                "ADR 0005's revisit trigger (throughput above 10k ops/s; commands count, a BullMQ job "
+                "is several). Re-open the ADR.",
+            ),
+        ]
+        return rules
+
+    def _queue_rules(self, queue_seconds: int) -> list[_Rule]:
+        """The queue-depth rule: waiting jobs per queue against a vector of per-queue thresholds.
+
+        One rule whatever the overrides (an override is one line of the threshold vector),
+        and none without queues. The thresholds carry the labels ``queue`` and ``threshold``;
+        ``group_left (threshold)`` copies the latter onto the alert for its description.
+        """
+        thresholds = self._queue_depth_thresholds
+        if not thresholds:
+            return []
+        states = "|".join(WAITING_STATES)
+        prefix = _re_escape(self.exporter.bullmq_prefix)
+        names = "|".join(_re_escape(queue) for queue in thresholds)
+        series = self._m("key_size", f"key=~{_promql_string(f'{prefix}:(?:{names}):(?:{states})')}")
+        capture = _promql_string(f"{prefix}:(.+):(?:{states})")
+        vector = "\n  or\n".join(
+            f"    label_replace(label_replace(vector({threshold}), "
+            f'"queue", {_promql_string(queue)}, "", ""), "threshold", "{threshold}", "", "")'
+            for queue, threshold in thresholds.items()
+        )
+        expr = (
+            "sum without (db, key) (\n"
+            f'  label_replace({series}, "queue", "$1", "key", {capture})\n'
+            ")\n"
+            "> on (queue) group_left (threshold)\n"
+            f"(\n{vector}\n)"
+        )
+        duration = _prometheus_duration(queue_seconds)
+        return [
+            _Rule(
+                "ValkeyBullMQQueueBacklog",
+                expr,
+                queue_seconds,
+                "warning",
+                f"BullMQ queue {{{{ $labels.queue }}}} on Valkey {self._target} is backed up",
+                "BullMQ queue {{ $labels.queue }} has had more than {{ $labels.threshold }} jobs waiting "
+                f"to run (wait + paused + prioritized) for {duration}, now {{{{ $value | humanize }}}}: its "
+                "workers are down, stuck or too few, or the queue is paused.",
+            )
+        ]
+
+
+def _check_runbook_base_url(url: str) -> None:
+    if not re.fullmatch(r"https?://[^\s#{}]+", url):
+        raise ValueError(
+            f"runbook_base_url: {url!r} is not allowed; use an absolute http(s) URL of the runbooks "
+            "page without '#', whitespace or braces (each alert adds '#<alert name in lower case>')"
+        )
+
+
+def _check_positive_int(prop: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{prop}: {value!r} is not allowed; use a whole number of at least 1")
+
+
+def _whole_seconds(duration: cdk8s.Duration) -> int:
+    return int(duration.to_milliseconds()) // 1000
+
+
+def _check_for(prop: str, duration: cdk8s.Duration, scrape_seconds: int) -> int:
+    millis = int(duration.to_milliseconds())
+    minimum = max(MIN_FOR_SECONDS, MIN_FOR_SCRAPES * scrape_seconds)
+    if millis % 1000 or millis // 1000 < minimum:
+        shown = f"{millis}ms" if millis % 1000 else duration.to_human_string()
+        raise ValueError(
+            f"{prop}: {shown} is not allowed; use whole seconds, at least "
+            f"{_prometheus_duration(minimum)} (1 minute and {MIN_FOR_SCRAPES} scrape intervals of "
+            f"{_prometheus_duration(scrape_seconds)}), so that one odd scrape or a restart cannot fire it"
+        )
+    return millis // 1000
+
+
+def _prometheus_duration(seconds: int) -> str:
+    """A Prometheus duration as people write it: 90s -> 1m30s, 3600 -> 1h, 86400 -> 1d."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _re_escape(text: str) -> str:
+    """``text`` as a literal in an RE2 regular expression (Prometheus' regex dialect)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+def _promql_string(text: str) -> str:
+    """A PromQL double-quoted string literal (Go escaping, which JSON's is a subset of)."""
+    return json.dumps(text, ensure_ascii=False)
