@@ -6,25 +6,32 @@ Everything the team decides is named here, once. `cdk8s synth` runs this file.
 from __future__ import annotations
 
 import cdk8s
-from cdk8s_valkey import ValkeyStatefulSet
+
+from cdk8s_valkey import ValkeyChart
 
 NAMESPACE = "apps"
 MEMORY_LIMIT = cdk8s.Size.gibibytes(1)
 STORAGE_SIZE = cdk8s.Size.gibibytes(10)
 STORAGE_CLASS = "longhorn"
+# BullMQ queues whose depth is exported and alerted on.
+BULLMQ_QUEUES = ("emails", "webhooks")
+# kube-prometheus-stack selects ServiceMonitors and PrometheusRules by its Helm release.
+PROMETHEUS_LABELS = {"release": "kube-prometheus-stack"}
 
 
-def build(app: cdk8s.App) -> cdk8s.Chart:
+def build(app: cdk8s.App) -> ValkeyChart:
     """The one chart of this app, with id ``valkey`` (so the file is valkey.k8s.yaml)."""
-    chart = cdk8s.Chart(app, "valkey", namespace=NAMESPACE)
-    ValkeyStatefulSet(
-        chart,
+    return ValkeyChart(
+        app,
         "valkey",
+        namespace=NAMESPACE,
         memory_limit=MEMORY_LIMIT,
         storage_size=STORAGE_SIZE,
         storage_class=STORAGE_CLASS,
+        bullmq_queues=BULLMQ_QUEUES,
+        service_monitor_labels=PROMETHEUS_LABELS,
+        rule_labels=PROMETHEUS_LABELS,
     )
-    return chart
 
 
 if __name__ == "__main__":
