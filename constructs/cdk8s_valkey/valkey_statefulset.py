@@ -41,6 +41,8 @@ STORAGE_TO_MEMORY_MIN = 3
 # Longhorn volume under load can take much longer and SIGKILL would cut the flush.
 TERMINATION_GRACE_SECONDS = 60
 STARTUP_PERIOD_SECONDS = 5
+STARTUP_SECONDS_PER_GIB = 25
+STARTUP_BUDGET_FLOOR_SECONDS = 60
 
 # With auth_secret: the container's command runs this script, which hands the password to
 # valkey-server on stdin and then runs the entrypoint. The env names are the tools' own:
@@ -156,7 +158,7 @@ class ValkeyStatefulSet(Construct):
         cpu_request: kplus.Cpu = kplus.Cpu.millis(100),
         storage_size: cdk8s.Size = cdk8s.Size.gibibytes(5),
         storage_class: str = "longhorn",
-        startup_budget: cdk8s.Duration = cdk8s.Duration.minutes(5),
+        startup_budget: cdk8s.Duration | None = None,
         extra_config: Mapping[str, str] | None = None,
         auth_secret: SecretKeyRef | None = None,
         network_policy: bool = False,
@@ -188,7 +190,8 @@ class ValkeyStatefulSet(Construct):
         :param storage_class: StorageClass of the claim. Default: ``longhorn`` (ADR 0005).
         :param startup_budget: Time the startup probe allows before the first ``PONG``,
             which covers replaying a large AOF after a crash; liveness only starts after.
-            Default: 5 minutes.
+            Default: 25 s per GiB of ``memory_limit``, at least 60 s: three times the worst
+            restart measured by ``bench/`` (dataset at maxmemory plus an AOF tail as large).
         :param extra_config: More ``valkey.conf`` directives (``{"maxclients": "2000"}``).
             Directives that enforce a guardrail (``appendonly``, ``maxmemory-policy``,
             ``dir``, ``requirepass``, ...) are refused; ``save``, ``timeout`` and the other
@@ -251,6 +254,11 @@ class ValkeyStatefulSet(Construct):
             )
         self.storage_size = storage_size
         self.storage_class = check_dns_subdomain("storage_class", storage_class)
+        if startup_budget is None:
+            # bench/README.md (restart): worst case 7.8 s per GiB of limit here, times 3 for
+            # Longhorn, jemalloc and a busy node; the floor covers small instances.
+            budget_seconds = max(STARTUP_BUDGET_FLOOR_SECONDS, -(-STARTUP_SECONDS_PER_GIB * memory_bytes // (1 << 30)))
+            startup_budget = cdk8s.Duration.seconds(budget_seconds)
         budget_seconds = int(startup_budget.to_seconds())
         if budget_seconds < STARTUP_PERIOD_SECONDS * 2:
             raise ValueError(

@@ -1,0 +1,289 @@
+"""Benchmark 1, synth: whole-process `cdk8s synth` of this project against the floor of a minimal
+cdk8s app, plus `python main.py` alone, a phase profile of both, and (full mode) the test suite.
+
+The floor is the least any cdk8s-plus app pays: a temporary app that imports cdk8s,
+cdk8s_plus_28 and constructs and synthesizes one ConfigMap, run by the same venv python through
+the same CLI (`cdk8s synth --no-check-upgrade` into a temporary outdir). Runs are interleaved
+(project, floor, floor, project, ...) so that load from other work on the machine hits both alike;
+the figures are medians and the ratio is project / floor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    CDK8S_CLI,
+    PYTHON,
+    REPO,
+    Options,
+    Result,
+    bench_env,
+    command_line,
+    machine,
+    md_table,
+    median,
+    run,
+    spread,
+    timed,
+)
+
+TARGET_RATIO = 1.3
+PHASES_SCRIPT = Path(__file__).resolve().parent / "_synth_phases.py"
+
+FLOOR_APP = '''\
+"""The floor: the least a cdk8s-plus app pays to synthesize one object."""
+
+import cdk8s
+import cdk8s_plus_28  # noqa: F401
+import constructs  # noqa: F401
+from cdk8s_plus_28 import k8s
+
+app = cdk8s.App()
+chart = cdk8s.Chart(app, "floor")
+k8s.KubeConfigMap(chart, "config", data={"key": "value"})
+app.synth()
+'''
+
+
+def _write_floor_app(directory: Path) -> None:
+    (directory / "main.py").write_text(FLOOR_APP, encoding="utf-8")
+    (directory / "cdk8s.yaml").write_text(f"language: python\napp: {PYTHON} main.py\n", encoding="utf-8")
+
+
+def _python_env(tmp: Path, *, bytecode: bool, **extra: str) -> dict[str, str]:
+    """Python's default (bytecode cached, here in a private prefix so the checkout gets no
+    __pycache__ and both apps start from the same empty cache) or no bytecode at all, as
+    PYTHONDONTWRITEBYTECODE=1 (set on this machine) makes it: then our modules and the generated
+    CRD bindings are compiled on every run, while site-packages keeps pip's .pyc files."""
+    env = bench_env(**extra)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    else:
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _interleaved(
+    project: list[str], floor: list[str], runs: int, *, floor_dir: Path, tmp: Path, bytecode: bool = True
+) -> dict[str, list[float]]:
+    """Alternate project and floor runs (ABBA order); each writes into a fresh outdir."""
+    times: dict[str, list[float]] = {"project": [], "floor": []}
+    for i in range(runs):
+        order = ["project", "floor"] if i % 2 == 0 else ["floor", "project"]
+        for which in order:
+            outdir = Path(tempfile.mkdtemp(prefix=f"{which}-", dir=tmp))
+            argv = [*(project if which == "project" else floor)]
+            argv = [a.replace("{outdir}", str(outdir)) for a in argv]
+            cwd = REPO if which == "project" else floor_dir
+            env = _python_env(tmp, bytecode=bytecode, CDK8S_OUTDIR=str(outdir))
+            times[which].append(timed(argv, cwd=cwd, env=env))
+            produced = list(outdir.glob("*.k8s.yaml"))
+            if not produced:
+                raise RuntimeError(f"{which}: no manifest written to {outdir}")
+            shutil.rmtree(outdir)
+    return times
+
+
+def _phases(kind: str, runs: int, tmp: Path) -> tuple[list[dict[str, Any]], float, float]:
+    """Median phase times of `kind` over `runs` fresh interpreters: (phases, inner s, wall s)."""
+    samples: list[dict[str, Any]] = []
+    walls: list[float] = []
+    for _ in range(runs):
+        outdir = Path(tempfile.mkdtemp(prefix=f"phases-{kind}-", dir=tmp))
+        start = time.perf_counter()
+        result = run([PYTHON, str(PHASES_SCRIPT), kind, str(outdir)], cwd=REPO, env=_python_env(tmp, bytecode=True))
+        walls.append(time.perf_counter() - start)
+        samples.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(outdir)
+    phases = []
+    for i, first in enumerate(samples[0]["phases"]):
+        phases.append(
+            {
+                "phase": first["phase"],
+                "seconds": median([s["phases"][i]["seconds"] for s in samples]),
+                "jsii_calls": first["jsii_calls"],
+                "jsii_seconds": median([s["phases"][i]["jsii_seconds"] for s in samples]),
+                "runtime_start_seconds": median([s["phases"][i]["runtime_start_seconds"] for s in samples]),
+            }
+        )
+    return phases, median([s["inner_seconds"] for s in samples]), median(walls)
+
+
+def _our_imports(tmp: Path) -> list[dict[str, Any]]:
+    """`python -X importtime` of cdk8s_valkey after cdk8s and cdk8s_plus_28: our modules' cost."""
+    code = "import cdk8s, cdk8s_plus_28, constructs\nimport cdk8s_valkey"
+    result = run([PYTHON, "-X", "importtime", "-c", code], cwd=REPO, env=_python_env(tmp, bytecode=True))
+    rows = []
+    for line in result.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match and match.group(4).startswith("cdk8s_valkey"):
+            rows.append(
+                {
+                    "module": match.group(4),
+                    "self_ms": int(match.group(1)) / 1000,
+                    "cumulative_ms": int(match.group(2)) / 1000,
+                }
+            )
+    return rows
+
+
+def _test_suite(tmp: Path) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = run(
+        [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=REPO, env=bench_env(), timeout=3600, check=False
+    )
+    seconds = time.perf_counter() - start
+    tail = [line for line in result.stdout.strip().splitlines() if line.strip()]
+    return {"seconds": seconds, "exit_code": result.returncode, "summary": tail[-1] if tail else ""}
+
+
+def bench(opts: Options) -> Result:
+    started = time.perf_counter()
+    runs = 2 if opts.quick else 9
+    phase_runs = 1 if opts.quick else 5
+    mach = machine()
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp_name:
+        tmp = Path(tmp_name)
+        floor_dir = tmp / "floor-app"
+        floor_dir.mkdir()
+        _write_floor_app(floor_dir)
+        cli = [str(CDK8S_CLI), "synth", "--no-check-upgrade", "--output", "{outdir}"]
+        # one untimed round each: page cache, __pycache__, the CLI's own caches
+        _interleaved(cli, cli, 1, floor_dir=floor_dir, tmp=tmp)
+        synth = _interleaved(cli, cli, runs, floor_dir=floor_dir, tmp=tmp)
+        python = _interleaved([PYTHON, "main.py"], [PYTHON, "main.py"], runs, floor_dir=floor_dir, tmp=tmp)
+        no_bytecode = _interleaved(cli, cli, runs, floor_dir=floor_dir, tmp=tmp, bytecode=False)
+        project_phases, project_inner, project_wall = _phases("project", phase_runs, tmp)
+        floor_phases, floor_inner, floor_wall = _phases("floor", phase_runs, tmp)
+        ours = _our_imports(tmp)
+        suite = None if opts.quick else _test_suite(tmp)
+
+    synth_ratio = median(synth["project"]) / median(synth["floor"])
+    python_ratio = median(python["project"]) / median(python["floor"])
+    no_bytecode_ratio = median(no_bytecode["project"]) / median(no_bytecode["floor"])
+    rows = [
+        [
+            "`cdk8s synth` whole process",
+            f"{median(synth['project']):.2f}",
+            f"{median(synth['floor']):.2f}",
+            f"**{synth_ratio:.2f}**",
+            f"{spread(synth['project'])} / {spread(synth['floor'])}",
+        ],
+        [
+            "`python main.py` alone",
+            f"{median(python['project']):.2f}",
+            f"{median(python['floor']):.2f}",
+            f"{python_ratio:.2f}",
+            f"{spread(python['project'])} / {spread(python['floor'])}",
+        ],
+    ]
+    rows.append(
+        [
+            "`cdk8s synth` with `PYTHONDONTWRITEBYTECODE=1` (as this machine's environment sets it)",
+            f"{median(no_bytecode['project']):.2f}",
+            f"{median(no_bytecode['floor']):.2f}",
+            f"{no_bytecode_ratio:.2f}",
+            f"{spread(no_bytecode['project'])} / {spread(no_bytecode['floor'])}",
+        ]
+    )
+    if suite is not None:
+        rows.append(
+            [
+                "full test suite `.venv/bin/python -m pytest -q`",
+                f"{suite['seconds']:.0f}",
+                "-",
+                "-",
+                f"1 run, exit {suite['exit_code']}: {suite['summary']}",
+            ]
+        )
+
+    # where the time goes: phases of one synth, project beside floor
+    cli_project = median(synth["project"]) - median(python["project"])
+    cli_floor = median(synth["floor"]) - median(python["floor"])
+    by_name = {p["phase"]: p for p in floor_phases}
+    phase_rows = [
+        [
+            "cdk8s CLI (Node start, load cdk8s-cli, spawn the app, collect output)",
+            f"{cli_project * 1000:.0f}",
+            f"{cli_floor * 1000:.0f}",
+            "-",
+        ],
+        [
+            "interpreter start-up and exit (exit stops the jsii Node runtime)",
+            f"{(project_wall - project_inner) * 1000:.0f}",
+            f"{(floor_wall - floor_inner) * 1000:.0f}",
+            "-",
+        ],
+    ]
+    for phase in project_phases:
+        other = by_name.get(phase["phase"])
+        label = phase["phase"]
+        if phase["runtime_start_seconds"]:
+            label += f" — of which Node runtime start {phase['runtime_start_seconds'] * 1000:.0f} ms"
+        phase_rows.append(
+            [
+                label,
+                f"{phase['seconds'] * 1000:.0f}",
+                f"{other['seconds'] * 1000:.0f}" if other else "-",
+                f"{phase['jsii_calls']} / {other['jsii_calls'] if other else '-'}"
+                + f" ({phase['jsii_seconds'] * 1000:.0f} ms / {other['jsii_seconds'] * 1000 if other else 0:.0f} ms)",
+            ]
+        )
+    ours_top = sorted(ours, key=lambda r: -r["self_ms"])[:6]
+    ours_total = next((r["cumulative_ms"] for r in ours if r["module"] == "cdk8s_valkey"), 0.0)
+    extra = "\n".join(
+        [
+            f"Where the time goes (median of {phase_runs} instrumented runs, ms; jsii calls are round trips "
+            "to the Node runtime, with the time spent waiting on them):",
+            "",
+            md_table(["phase", "project ms", "floor ms", "jsii calls project / floor"], phase_rows),
+            "",
+            f"Our imports (`python -X importtime`, after cdk8s and cdk8s_plus_28): cdk8s_valkey {ours_total:.0f} ms "
+            "in all; largest self times: "
+            + ", ".join(f"`{r['module']}` {r['self_ms']:.1f} ms" for r in ours_top)
+            + ".",
+        ]
+    )
+    verdict = "within" if synth_ratio <= TARGET_RATIO else "ABOVE"
+    notes = [
+        f"Target: synth ratio ≤ {TARGET_RATIO} — this run is {verdict} it ({synth_ratio:.2f}).",
+        f"{runs} runs of each, interleaved, after one untimed warm-up round; medians in seconds; "
+        "last column min-max (project / floor). First two rows and the profile: Python's default bytecode "
+        "cache (in a private PYTHONPYCACHEPREFIX, warmed by the first round).",
+    ]
+    data = {
+        "runs": runs,
+        "synth_seconds": synth,
+        "python_seconds": python,
+        "synth_ratio": synth_ratio,
+        "python_ratio": python_ratio,
+        "no_bytecode_seconds": no_bytecode,
+        "no_bytecode_ratio": no_bytecode_ratio,
+        "project_phases": project_phases,
+        "floor_phases": floor_phases,
+        "project_phase_wall": project_wall,
+        "floor_phase_wall": floor_wall,
+        "our_imports": ours,
+        "test_suite": suite,
+    }
+    return Result(
+        name="synth",
+        title="1. Synth: project vs minimal cdk8s app",
+        command=command_line("synth", opts),
+        machine=mach,
+        headers=["measure", "project s", "floor s", "ratio", "runs min-max s"],
+        rows=rows,
+        notes=notes,
+        data=data,
+        extra_md=extra,
+        seconds=time.perf_counter() - started,
+    )
