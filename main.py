@@ -1,17 +1,17 @@
-"""This team's app: ADR 0005's Valkey, rendered to dist/valkey.k8s.yaml.
+"""This team's app: ADR 0005's Valkey in staging and production, one file each under dist/.
 
-Everything the team decides is named here, once. `cdk8s synth` runs this file.
+Everything the team decides is named here, once: what both environments share in
+``build``, and what differs in ``ENVIRONMENTS``. `cdk8s synth` runs this file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cdk8s
 
-from cdk8s_valkey import ValkeyChart
+from cdk8s_valkey import AlertOptions, ExporterOptions, Valkey
 
-NAMESPACE = "apps"
-MEMORY_LIMIT = cdk8s.Size.gibibytes(1)
-STORAGE_SIZE = cdk8s.Size.gibibytes(10)
 STORAGE_CLASS = "longhorn"
 # BullMQ queues whose depth is exported and alerted on.
 BULLMQ_QUEUES = ("emails", "webhooks")
@@ -19,22 +19,43 @@ BULLMQ_QUEUES = ("emails", "webhooks")
 PROMETHEUS_LABELS = {"release": "kube-prometheus-stack"}
 
 
-def build(app: cdk8s.App) -> ValkeyChart:
-    """The one chart of this app, with id ``valkey`` (so the file is valkey.k8s.yaml)."""
-    return ValkeyChart(
-        app,
+@dataclass(frozen=True)
+class Environment:
+    """What differs between staging and production: nothing else may."""
+
+    chart_id: str  # the file: dist/<chart_id>.k8s.yaml, one GitOps application each
+    namespace: str
+    memory_limit: cdk8s.Size
+    storage_size: cdk8s.Size
+    # Staging rehearses the NetworkPolicy before production turns it on.
+    network_policy: bool
+
+
+# Production keeps the chart id of 0.1 (dist/valkey.k8s.yaml), so its GitOps application
+# keeps pointing at the same file.
+STAGING = Environment("valkey-staging", "apps-staging", cdk8s.Size.mebibytes(512), cdk8s.Size.gibibytes(5), True)
+PRODUCTION = Environment("valkey", "apps", cdk8s.Size.gibibytes(1), cdk8s.Size.gibibytes(10), False)
+ENVIRONMENTS = (STAGING, PRODUCTION)
+
+
+def build(app: cdk8s.App, env: Environment) -> cdk8s.Chart:
+    """One environment: a chart ``env.chart_id`` holding the Valkey ``valkey``."""
+    chart = cdk8s.Chart(app, env.chart_id, namespace=env.namespace)
+    Valkey(
+        chart,
         "valkey",
-        namespace=NAMESPACE,
-        memory_limit=MEMORY_LIMIT,
-        storage_size=STORAGE_SIZE,
+        memory_limit=env.memory_limit,
+        storage_size=env.storage_size,
         storage_class=STORAGE_CLASS,
-        bullmq_queues=BULLMQ_QUEUES,
-        service_monitor_labels=PROMETHEUS_LABELS,
-        rule_labels=PROMETHEUS_LABELS,
+        network_policy=env.network_policy,
+        exporter=ExporterOptions(bullmq_queues=BULLMQ_QUEUES, service_monitor_labels=PROMETHEUS_LABELS),
+        alerts=AlertOptions(rule_labels=PROMETHEUS_LABELS),
     )
+    return chart
 
 
 if __name__ == "__main__":
     app = cdk8s.App()  # writes to $CDK8S_OUTDIR, or dist/
-    build(app)
+    for environment in ENVIRONMENTS:
+        build(app, environment)
     app.synth()

@@ -88,7 +88,7 @@ def main() -> None:
 
         _mark("import main.py")
         app = cdk8s.App(outdir=outdir)
-        project_main.build(app)
+        project_main.build(app, project_main.PRODUCTION)
     else:
         app = cdk8s.App(outdir=outdir)
         chart = cdk8s.Chart(app, "floor")

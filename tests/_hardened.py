@@ -7,19 +7,20 @@ from __future__ import annotations
 import cdk8s
 
 import main
-from cdk8s_valkey import ExporterSidecar, SecretKeyRef, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, SecretKeyRef, ValkeyStatefulSet
 
 AUTH_SECRET = SecretKeyRef(name="valkey-auth", key="password")
 
 
 def build_hardened(app: cdk8s.App, chart_id: str = "hardened") -> cdk8s.Chart:
-    """main.py's sizes, namespace and queues, with ``auth_secret`` and ``network_policy``."""
-    chart = cdk8s.Chart(app, chart_id, namespace=main.NAMESPACE)
+    """main.py's production sizes, namespace and queues, with ``auth_secret`` and ``network_policy``."""
+    env = main.PRODUCTION
+    chart = cdk8s.Chart(app, chart_id, namespace=env.namespace)
     valkey = ValkeyStatefulSet(
         chart,
         "valkey",
-        memory_limit=main.MEMORY_LIMIT,
-        storage_size=main.STORAGE_SIZE,
+        memory_limit=env.memory_limit,
+        storage_size=env.storage_size,
         storage_class=main.STORAGE_CLASS,
         auth_secret=AUTH_SECRET,
         network_policy=True,
@@ -28,7 +29,6 @@ def build_hardened(app: cdk8s.App, chart_id: str = "hardened") -> cdk8s.Chart:
         chart,
         "exporter",
         valkey=valkey,
-        bullmq_queues=main.BULLMQ_QUEUES,
-        service_monitor_labels=main.PROMETHEUS_LABELS,
+        options=ExporterOptions(bullmq_queues=main.BULLMQ_QUEUES, service_monitor_labels=main.PROMETHEUS_LABELS),
     )
     return chart

@@ -8,7 +8,7 @@ Everything comes from the manifest: the container's command and args, its env, i
 What the runner does
 - **Volumes.** Each ``configMap`` volume's files are written under ``<workdir>/<mountPath>``
   (``items``/``defaultMode`` honoured; rewritten on every start, like a fresh pod). A
-  ``volumeClaimTemplates`` or ``emptyDir`` volume is the directory ``<workdir>/<mountPath>``
+  ``volumeClaimTemplates``, ``persistentVolumeClaim`` or ``emptyDir`` volume is the directory ``<workdir>/<mountPath>``
   (``/data`` -> ``<workdir>/data``, :attr:`PodRunner.data_dir`), created once and kept across
   restarts. ``fsGroup`` is applied like the kubelet does (group ownership, ``g+rw``, setgid on
   directories; ``fsGroupChangePolicy: OnRootMismatch`` only when the root directory mismatches).
@@ -523,6 +523,7 @@ class PodRunner:
     ) -> list[Mount]:
         volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
         claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+        claims |= {name for name, v in volumes.items() if "persistentVolumeClaim" in v}
         mounts: list[Mount] = []
         for vm in self.container.get("volumeMounts", []):
             name, mount_path = vm["name"], vm["mountPath"]

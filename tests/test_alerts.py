@@ -22,7 +22,7 @@ import yaml
 from _synth import find, objects, to_yaml
 from conftest import REPO, require_binary
 
-from cdk8s_valkey import Alerts, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import AlertOptions, Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
 
 PROMTOOL_TESTS = REPO / "tests" / "promtool"
@@ -60,8 +60,10 @@ def build(
     """A fresh app and chart with a Valkey, its exporter and Alerts(**alert_props)."""
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace=namespace)
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, bullmq_queues=list(queues), **(exporter_props or {}))
-    alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter, **alert_props)
+    exporter = ExporterSidecar(
+        chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=list(queues), **(exporter_props or {}))
+    )
+    alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter, options=AlertOptions(**alert_props))
     return chart, alerts
 
 
@@ -125,8 +127,8 @@ def test_promtool_check_rules_succeeds(promtool: str, rules_file: Path) -> None:
     assert f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in result.stdout, result.stdout
 
 
-def test_promtool_check_rules_succeeds_without_namespace_or_queues(promtool: str, tmp_path: Path) -> None:
-    chart, _ = build(namespace=None, queues=())
+def test_promtool_check_rules_succeeds_without_queues(promtool: str, tmp_path: Path) -> None:
+    chart, _ = build(queues=())
     path = write_rules_file(chart, tmp_path / "rules.yaml")
     result = run_promtool(promtool, "check", "rules", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -203,12 +205,11 @@ def _selectors(expr: str) -> list[tuple[str, str]]:
     return re.findall(r"\b(valkey_[a-z_]+)\{([^}]*)\}", expr)
 
 
-@pytest.mark.parametrize("namespace", ["apps", None])
-def test_every_selector_is_scoped_to_this_valkey(namespace: str | None) -> None:
-    """Every series selector carries namespace (when the chart has one) and service matchers,
-    and no metric is selected without them: two Valkeys never trigger each other."""
-    chart, alerts = build(namespace=namespace)
-    scope = 'namespace="apps",service="valkey-metrics"' if namespace else 'service="valkey-metrics"'
+def test_every_selector_is_scoped_to_this_valkey() -> None:
+    """Every series selector carries namespace and service matchers, and no metric is
+    selected without them: two Valkeys never trigger each other."""
+    chart, alerts = build()
+    scope = 'namespace="apps",service="valkey-metrics"'
     assert alerts.selector == scope
     for rule in rules(chart):
         expr = rule["expr"]
@@ -218,8 +219,6 @@ def test_every_selector_is_scoped_to_this_valkey(namespace: str | None) -> None:
             assert matchers.startswith(scope), f"{rule['alert']}: {metric}{{{matchers}}}"
         bare = re.findall(r"\bvalkey_[a-z_]+\b(?![a-z_{])", expr)
         assert not bare, f"{rule['alert']}: unscoped {bare}"
-        if namespace is None:
-            assert 'namespace="' not in expr, rule["alert"]
 
 
 def test_metric_names_come_from_the_exporter() -> None:
@@ -355,7 +354,7 @@ def test_exporter_must_watch_this_valkey() -> None:
 def test_exporter_must_export_the_waiting_states(monkeypatch: pytest.MonkeyPatch) -> None:
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace="apps")
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, bullmq_queues=["emails"])
+    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     monkeypatch.setattr(exporter, "queue_key_states", ("wait", "delayed"))
     with pytest.raises(ValueError) as info:
         Alerts(chart, "alerts", valkey=valkey, exporter=exporter)

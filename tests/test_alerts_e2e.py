@@ -43,7 +43,7 @@ from _synth import find, objects
 from conftest import REPO, free_port, require_binary
 from podrunner import PodRunner
 
-from cdk8s_valkey import Alerts, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import AlertOptions, Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
 FOR = "2s"
 INTERVAL = "1s"
@@ -142,8 +142,12 @@ def stack(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[Stack]:
 
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace="apps")
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, bullmq_queues=["emails", "reports"])
-    alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter, queue_depth_thresholds={"reports": 50})
+    exporter = ExporterSidecar(
+        chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails", "reports"])
+    )
+    alerts = Alerts(
+        chart, "alerts", valkey=valkey, exporter=exporter, options=AlertOptions(queue_depth_thresholds={"reports": 50})
+    )
     objs = objects(chart)
     labels = _service_monitor_labels(objs, exporter)
     rules_path = tmp_path / "valkey.rules.yaml"

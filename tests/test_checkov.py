@@ -57,7 +57,7 @@ class Scan:
 def _synth(output: str, outdir: Path) -> Path:
     app = cdk8s.App(outdir=str(outdir))
     if output == "default":
-        main.build(app)
+        main.build(app, main.PRODUCTION)
     else:
         build_hardened(app)
     app.synth()

@@ -17,18 +17,17 @@ from _crd_schema import (
 )
 from _synth import find, new_chart, objects
 
-from cdk8s_valkey import ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
 
-def exporter_objects(namespace: str | None = "apps") -> list[dict[str, Any]]:
-    chart = new_chart(namespace)
+def exporter_objects() -> list[dict[str, Any]]:
+    chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
     ExporterSidecar(
         chart,
         "exporter",
         valkey=valkey,
-        bullmq_queues=["emails"],
-        service_monitor_labels={"release": "kube-prometheus-stack"},
+        options=ExporterOptions(bullmq_queues=["emails"], service_monitor_labels={"release": "kube-prometheus-stack"}),
     )
     return objects(chart)
 
@@ -51,9 +50,8 @@ def prometheus_rule(**group: Any) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("namespace", ["apps", None], ids=["namespaced", "no-namespace"])
-def test_exporter_custom_resources_match_their_crds(namespace: str | None) -> None:
-    resources = custom_resources(exporter_objects(namespace))
+def test_exporter_custom_resources_match_their_crds() -> None:
+    resources = custom_resources(exporter_objects())
     assert [r["kind"] for r in resources] == ["ServiceMonitor"]
     for resource in resources:
         validate_crd_object(resource)
@@ -63,7 +61,7 @@ def test_app_custom_resources_match_their_crds() -> None:
     """Every ServiceMonitor and PrometheusRule of the team's app (main.py), whatever adds them."""
     import main
 
-    for resource in custom_resources(objects(main.build(cdk8s.Testing.app()))):
+    for resource in custom_resources(objects(main.build(cdk8s.Testing.app(), main.PRODUCTION))):
         validate_crd_object(resource)
 
 

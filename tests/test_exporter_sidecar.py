@@ -25,7 +25,7 @@ from _servers import client, running_server, wait_for_pong, write_config
 from _synth import container, find, new_chart, objects
 from conftest import free_port
 
-from cdk8s_valkey import ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
 QUEUE_KEYS = "db0=bull:{q}:wait,db0=bull:{q}:paused,db0=bull:{q}:prioritized,db0=bull:{q}:delayed,db0=bull:{q}:active"
 BASE_ARGS = [
@@ -47,7 +47,7 @@ VALKEY_LABELS = {
 def build(namespace: str | None = "apps", **props: Any) -> tuple[cdk8s.Chart, ExporterSidecar]:
     chart = new_chart(namespace)
     valkey = ValkeyStatefulSet(chart, "valkey")
-    return chart, ExporterSidecar(chart, "exporter", valkey=valkey, **props)
+    return chart, ExporterSidecar(chart, "exporter", valkey=valkey, options=ExporterOptions(**props))
 
 
 def rendered(**props: Any) -> list[dict[str, Any]]:
@@ -177,10 +177,16 @@ def test_service_monitor_selects_only_the_metrics_service() -> None:
     assert selected == ["valkey-metrics"]
 
 
-def test_service_monitor_without_chart_namespace() -> None:
-    monitor = find(rendered(namespace=None), "ServiceMonitor")
-    assert "namespace" not in monitor["metadata"]
-    assert "namespaceSelector" not in monitor["spec"], "defaults to the ServiceMonitor's own namespace"
+def test_a_chart_without_namespace_is_refused() -> None:
+    """Without a namespace, one environment's series would satisfy another's alerts."""
+    chart = new_chart(namespace=None)
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    with pytest.raises(ValueError) as excinfo:
+        ExporterSidecar(chart, "exporter", valkey=valkey)
+    assert str(excinfo.value) == (
+        "valkey: 'valkey' renders into a chart without a namespace, so the metrics of this Valkey cannot be "
+        "told from another's with the same name; set namespace= on its cdk8s.Chart"
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,8 +237,12 @@ def test_named_valkey() -> None:
 
 def test_second_exporter_on_the_same_valkey_raises() -> None:
     chart, exporter = build()
-    with pytest.raises(ValueError, match=r"^container name 'exporter' is already used in the valkey pod$"):
+    with pytest.raises(ValueError) as excinfo:
         ExporterSidecar(chart, "exporter2", valkey=exporter.valkey)
+    assert str(excinfo.value) == (
+        "valkey: 'valkey' already has an ExporterSidecar (its pod has a container 'exporter'); create one "
+        "ExporterSidecar per Valkey and share it with Alerts and Dashboard"
+    )
     assert [o["metadata"]["name"] for o in objects(chart) if o["kind"] == "Service"].count("valkey-metrics") == 1
 
 
@@ -344,7 +354,7 @@ def test_invalid_props_raise_before_any_child(props: dict[str, Any], message: st
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
     with pytest.raises(ValueError) as raised:
-        ExporterSidecar(chart, "exporter", valkey=valkey, **props)
+        ExporterSidecar(chart, "exporter", valkey=valkey, options=ExporterOptions(**props))
     assert str(raised.value) == message
     # Nothing was defined: the id is free and the pod still has only the valkey container.
     assert chart.node.try_find_child("exporter") is None

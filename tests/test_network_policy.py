@@ -16,7 +16,7 @@ import pytest
 from _synth import find, new_chart, objects
 from cdk8s_plus_28 import k8s
 
-from cdk8s_valkey import ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
 POD_LABELS = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": "valkey"}
 VALKEY_LABELS = {
@@ -33,7 +33,7 @@ def build(*, network_policy: bool = True, exporter: bool = True, **props: Any) -
     valkey = ValkeyStatefulSet(chart, "valkey", network_policy=network_policy, **props)
     if exporter:
         extra = {} if metrics_namespace is None else {"metrics_namespace": metrics_namespace}
-        ExporterSidecar(chart, "exporter", valkey=valkey, **extra)
+        ExporterSidecar(chart, "exporter", valkey=valkey, options=ExporterOptions(**extra))
     return objects(chart)
 
 
@@ -141,7 +141,9 @@ def test_no_policy_by_default() -> None:
 def test_wiring_attributes() -> None:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey", name="sessions", network_policy=True)
-    exporter = ExporterSidecar(chart, "exporter", valkey=valkey, metrics_namespace="observability")
+    exporter = ExporterSidecar(
+        chart, "exporter", valkey=valkey, options=ExporterOptions(metrics_namespace="observability")
+    )
     assert (valkey.network_policy, valkey.network_policy_name) == (True, "sessions")
     assert (exporter.metrics_namespace, exporter.network_policy_name) == ("observability", "sessions-metrics")
     assert [p["metadata"]["name"] for p in policies(objects(chart))] == ["sessions", "sessions-metrics"]
@@ -291,7 +293,7 @@ def test_bad_metrics_namespace_raises(namespace: str) -> None:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey", network_policy=True)
     with pytest.raises(ValueError) as raised:
-        ExporterSidecar(chart, "exporter", valkey=valkey, metrics_namespace=namespace)
+        ExporterSidecar(chart, "exporter", valkey=valkey, options=ExporterOptions(metrics_namespace=namespace))
     assert str(raised.value) == (
         f"metrics_namespace: {namespace!r} is not a valid namespace name; use at most 63 lower-case letters, "
         "digits and '-', starting and ending with a letter or digit"

@@ -99,7 +99,7 @@ def test_consumer_app_from_a_fresh_environment(wheel: Path, tmp_path: Path) -> N
     (output,) = (app / "dist").glob("*.k8s.yaml")
     objs = load_all(output.read_text())
     kinds = sorted({o["kind"] for o in objs})
-    assert kinds == ["ConfigMap", "PrometheusRule", "Service", "ServiceMonitor", "StatefulSet"]
+    assert kinds == ["ConfigMap", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceMonitor", "StatefulSet"]
     for obj in objs:
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
             validate_crd_object(obj)

@@ -4,6 +4,7 @@ module alone with that variable) and review the diff."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import re
@@ -21,7 +22,7 @@ _PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\Z)", re.S)
 
 
 def _default(value: Any) -> str:
-    if value is inspect.Parameter.empty:
+    if value is inspect.Parameter.empty or value is dataclasses.MISSING:
         return "required"
     if isinstance(value, cdk8s.Size):
         from cdk8s_valkey._validation import quantity
@@ -40,23 +41,41 @@ def _type(annotation: Any) -> str:
 
 
 def props_table(cls: type) -> str:
-    doc = inspect.getdoc(cls.__init__) or ""  # type: ignore[misc]
-    docs = {name: " ".join(text.split()) for name, text in _PARAM.findall(doc)}
+    """Options dataclasses: their fields, documented in the class docstring. Constructs: their
+    keyword parameters (and a documented ``**keywords``), documented in ``__init__``."""
     rows = ["| prop | type | default | what it renders |", "|---|---|---|---|"]
-    for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
-        if param.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        assert name in docs, f"{cls.__name__}.{name} has no ':param {name}:' in its docstring"
-        text = docs[name].replace("``", "`").replace("|", "\\|")
-        rows.append(f"| `{name}` | {_type(param.annotation)} | {_default(param.default)} | {text} |")
+    if dataclasses.is_dataclass(cls):
+        docs = _docs(inspect.getdoc(cls) or "") | _docs(inspect.getdoc(cls.__init__) or "")
+        params = [(f.name, f.type, f.default) for f in dataclasses.fields(cls)]
+    else:
+        docs = _docs(inspect.getdoc(cls.__init__) or "")  # type: ignore[misc]
+        params = [
+            (f"**{name}" if p.kind is inspect.Parameter.VAR_KEYWORD else name, p.annotation, p.default)
+            for name, p in inspect.signature(cls.__init__).parameters.items()  # type: ignore[misc]
+            if p.kind is inspect.Parameter.KEYWORD_ONLY or (p.kind is inspect.Parameter.VAR_KEYWORD and name in docs)
+        ]
+    for name, annotation, default in params:
+        key = name.lstrip("*")
+        assert key in docs, f"{cls.__name__}.{key} has no ':param {key}:' in its docstring"
+        text = docs[key].replace("``", "`").replace("|", "\\|")
+        rows.append(f"| `{name}` | {_type(annotation)} | {_default(default)} | {text} |")
     return "\n".join(rows)
+
+
+def _docs(doc: str) -> dict[str, str]:
+    return {name: " ".join(text.split()) for name, text in _PARAM.findall(doc)}
+
+
+def _documented() -> list[str]:
+    """Public names with a props table: everything but the TypedDict of keyword names."""
+    return sorted(name for name in cdk8s_valkey.__all__ if name != "ValkeyProps")
 
 
 def _block(name: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- props:{name} -->)(.*?)(<!-- /props -->)", re.S)
 
 
-@pytest.mark.parametrize("name", sorted(cdk8s_valkey.__all__))
+@pytest.mark.parametrize("name", _documented())
 def test_readme_props_table_is_current(name: str) -> None:
     cls = getattr(cdk8s_valkey, name)
     text = README.read_text()

@@ -1,26 +1,38 @@
 """ValkeyChart, and composing several Valkeys: no name, selector, ServiceMonitor or alert
-scope may overlap between two of them."""
+scope may overlap between two of them, and a second object of one kind and name is refused."""
 
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import cdk8s
 import pytest
 from _synth import container, find, new_chart, objects, to_yaml
 
-from cdk8s_valkey import Alerts, ExporterSidecar, ValkeyChart, ValkeyStatefulSet
+from cdk8s_valkey import (
+    AlertOptions,
+    Alerts,
+    ExporterOptions,
+    ExporterSidecar,
+    Valkey,
+    ValkeyChart,
+    ValkeyStatefulSet,
+)
 
 
 def test_defaults_snapshot(yaml_snapshot: Any) -> None:
-    chart = ValkeyChart(cdk8s.Testing.app(), "valkey", namespace="apps", bullmq_queues=["emails"])
+    chart = ValkeyChart(
+        cdk8s.Testing.app(), "valkey", namespace="apps", exporter=ExporterOptions(bullmq_queues=["emails"])
+    )
     objs = objects(chart)
     assert [o["kind"] for o in objs] == [
         "ConfigMap",
         "ConfigMap",
         "Service",
         "Service",
+        "PersistentVolumeClaim",
         "StatefulSet",
         "Service",
         "ServiceMonitor",
@@ -30,28 +42,39 @@ def test_defaults_snapshot(yaml_snapshot: Any) -> None:
 
 
 def test_chart_equals_composing_the_three_constructs_by_hand() -> None:
-    by_chart = ValkeyChart(cdk8s.Testing.app(), "valkey", namespace="apps", bullmq_queues=["emails"])
+    by_chart = ValkeyChart(
+        cdk8s.Testing.app(), "valkey", namespace="apps", exporter=ExporterOptions(bullmq_queues=["emails"])
+    )
     by_hand = new_chart(chart_id="valkey")
     valkey = ValkeyStatefulSet(by_hand, "valkey")
-    exporter = ExporterSidecar(by_hand, "exporter", valkey=valkey, bullmq_queues=["emails"])
+    exporter = ExporterSidecar(by_hand, "exporter", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     Alerts(by_hand, "alerts", valkey=valkey, exporter=exporter)
     assert objects(by_chart) == objects(by_hand)
 
 
-def test_props_reach_the_construct_that_owns_them() -> None:
-    chart = ValkeyChart(
-        cdk8s.Testing.app(),
-        "valkey",
-        namespace="apps",
-        name="sessions",
-        memory_limit=cdk8s.Size.gibibytes(2),
-        storage_size=cdk8s.Size.gibibytes(8),
-        exporter_memory_limit=cdk8s.Size.mebibytes(32),
-        bullmq_queues=["emails"],
-        service_monitor_labels={"release": "prom"},
-        rule_labels={"release": "prom"},
-        queue_depth_threshold=5,
-    )
+def test_0_1_flat_props_still_work_with_a_deprecation_warning() -> None:
+    """The 0.1 flat keywords reach the construct that owns them, for one more minor release."""
+    with pytest.warns(DeprecationWarning) as caught:
+        chart = ValkeyChart(
+            cdk8s.Testing.app(),
+            "valkey",
+            namespace="apps",
+            name="sessions",
+            memory_limit=cdk8s.Size.gibibytes(2),
+            storage_size=cdk8s.Size.gibibytes(8),
+            exporter_memory_limit=cdk8s.Size.mebibytes(32),  # type: ignore[call-arg]
+            bullmq_queues=["emails"],
+            service_monitor_labels={"release": "prom"},
+            rule_labels={"release": "prom"},
+            queue_depth_threshold=5,
+        )
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        "ValkeyChart: ['bullmq_queues', 'exporter_memory_limit', 'service_monitor_labels'] as keywords are "
+        "deprecated and stop working in 0.3.0; pass exporter=ExporterOptions(...)",
+        "ValkeyChart: ['queue_depth_threshold', 'rule_labels'] as keywords are deprecated and stop working in "
+        "0.3.0; pass alerts=AlertOptions(...)",
+    ]
     objs = objects(chart)
     assert chart.valkey.name == "sessions"
     assert container(objs)["resources"]["limits"]["memory"] == "2Gi"
@@ -62,9 +85,34 @@ def test_props_reach_the_construct_that_owns_them() -> None:
     assert "> 5" in str(rule["spec"])
 
 
+def test_flat_exporter_and_alert_keywords_warn_and_typos_raise() -> None:
+    chart = new_chart()
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    with pytest.warns(DeprecationWarning, match=r"pass options=ExporterOptions\(bullmq_queues=\.\.\.\)"):
+        exporter = ExporterSidecar(chart, "exporter", valkey=valkey, bullmq_queues=["emails"])
+    assert exporter.bullmq_queues == ("emails",)
+    with pytest.raises(TypeError) as excinfo:
+        Alerts(chart, "alerts", valkey=valkey, exporter=exporter, client_treshold=5)
+    assert str(excinfo.value).startswith(
+        "Alerts: unexpected keyword argument(s) ['client_treshold']; the props are the fields of AlertOptions: "
+    )
+
+
+def test_the_options_way_warns_nothing() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ValkeyChart(
+            cdk8s.Testing.app(),
+            "valkey",
+            namespace="apps",
+            exporter=ExporterOptions(bullmq_queues=["emails"]),
+            alerts=AlertOptions(queue_depth_threshold=5),
+        )
+
+
 def test_bad_prop_names_the_prop() -> None:
     with pytest.raises(ValueError, match=r"^memory_limit: 32Mi is too small to run Valkey"):
-        ValkeyChart(cdk8s.Testing.app(), "valkey", memory_limit=cdk8s.Size.mebibytes(32))
+        ValkeyChart(cdk8s.Testing.app(), "valkey", namespace="apps", memory_limit=cdk8s.Size.mebibytes(32))
 
 
 # -- two Valkeys -----------------------------------------------------------------------
@@ -120,10 +168,8 @@ def _assert_disjoint(objs: list[dict[str, Any]]) -> None:
 
 def test_two_valkeys_in_one_chart_do_not_overlap() -> None:
     chart = new_chart()
-    for name, queues in (("sessions", []), ("queues", ["emails", "reports"])):
-        valkey = ValkeyStatefulSet(chart, name)
-        exporter = ExporterSidecar(chart, f"{name}-metrics", valkey=valkey, bullmq_queues=queues)
-        Alerts(chart, f"{name}-alerts", valkey=valkey, exporter=exporter)
+    Valkey(chart, "sessions")
+    Valkey(chart, "queues", exporter=ExporterOptions(bullmq_queues=["emails", "reports"]))
     objs = objects(chart)
     assert len([o for o in objs if o["kind"] == "StatefulSet"]) == 2
     _assert_disjoint(objs)
@@ -131,15 +177,40 @@ def test_two_valkeys_in_one_chart_do_not_overlap() -> None:
 
 def test_two_charts_of_one_app_do_not_overlap() -> None:
     app = cdk8s.Testing.app()
-    one = ValkeyChart(app, "valkey-apps", namespace="apps", name="valkey", bullmq_queues=["emails"])
-    two = ValkeyChart(app, "valkey-jobs", namespace="jobs", name="valkey", bullmq_queues=["emails"])
+    queues = ExporterOptions(bullmq_queues=["emails"])
+    one = ValkeyChart(app, "valkey-apps", namespace="apps", name="valkey", exporter=queues)
+    two = ValkeyChart(app, "valkey-jobs", namespace="jobs", name="valkey", exporter=queues)
     _assert_disjoint(objects(one) + objects(two))
 
 
 def test_the_overlap_check_can_fail() -> None:
-    """Two same-named Valkeys in one namespace must be caught by the check above."""
-    app = cdk8s.Testing.app()
-    one = ValkeyChart(app, "a", namespace="apps", name="valkey")
-    two = ValkeyChart(app, "b", namespace="apps", name="valkey")
+    """Objects rendered twice must be caught by the check above (built by hand here, since
+    the library itself refuses them, as the next tests show)."""
+    one = objects(ValkeyChart(cdk8s.Testing.app(), "a", namespace="apps", name="valkey"))
     with pytest.raises(AssertionError, match="duplicate objects"):
-        _assert_disjoint(objects(one) + objects(two))
+        _assert_disjoint(one + one)
+
+
+def test_same_name_in_one_namespace_is_refused_at_synth() -> None:
+    app = cdk8s.Testing.app()
+    ValkeyChart(app, "a", namespace="apps", name="valkey")
+    with pytest.raises(ValueError) as excinfo:
+        ValkeyChart(app, "b", namespace="apps", name="valkey")
+    assert str(excinfo.value) == (
+        "ConfigMap 'valkey-config' in namespace 'apps' would be rendered twice, by a/a/a and by "
+        "b/b/b; the second would overwrite the first when applied. Give one of them another name "
+        "(the name prop, or the construct id it defaults to)"
+    )
+
+
+def test_a_valkey_named_like_another_ones_metrics_service_is_refused() -> None:
+    """sessions' exporter renders Service sessions-metrics; a Valkey sessions-metrics would too."""
+    chart = new_chart()
+    Valkey(chart, "sessions")
+    with pytest.raises(ValueError) as excinfo:
+        Valkey(chart, "sessions-metrics")
+    assert str(excinfo.value) == (
+        "Service 'sessions-metrics' in namespace 'apps' would be rendered twice, by test/sessions/Metrics and by "
+        "test/sessions-metrics/sessions-metrics; the second would overwrite the first when applied. Give one of "
+        "them another name (the name prop, or the construct id it defaults to)"
+    )

@@ -12,9 +12,9 @@ import pytest
 from _synth import container, find, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
 
-from cdk8s_valkey import ValkeyStatefulSet
+from cdk8s_valkey import PodOptions, ValkeyStatefulSet
 
-EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "StatefulSet"]
+EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "PersistentVolumeClaim", "StatefulSet"]
 
 
 def _conf(objs: list[dict[str, Any]]) -> str:
@@ -75,7 +75,7 @@ def test_names_are_stable_and_readable() -> None:
     chart = new_chart()
     ValkeyStatefulSet(chart, "valkey")
     names = sorted(o["metadata"]["name"] for o in objects(chart))
-    assert names == ["valkey", "valkey", "valkey-config", "valkey-headless", "valkey-scripts"]
+    assert names == ["data-valkey-0", "valkey", "valkey", "valkey-config", "valkey-headless", "valkey-scripts"]
 
 
 def test_name_defaults_to_id_and_can_be_set() -> None:
@@ -92,11 +92,11 @@ def test_statefulset_shape() -> None:
     spec = sts["spec"]
     assert spec["replicas"] == 1
     assert spec["serviceName"] == "valkey-headless"
-    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
-    (claim,) = spec["volumeClaimTemplates"]
-    assert claim["metadata"]["name"] == "data"
-    assert claim["spec"]["storageClassName"] == "longhorn"
-    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    # The claim is its own object (it can grow; templates are frozen), mounted by name.
+    assert "volumeClaimTemplates" not in spec
+    assert "persistentVolumeClaimRetentionPolicy" not in spec
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "data-valkey-0"}}
     assert spec["selector"]["matchLabels"] == {
         "app.kubernetes.io/name": "valkey",
         "app.kubernetes.io/instance": "valkey",
@@ -305,7 +305,8 @@ BAD_PROPS = [
     pytest.param(
         {"memory_limit": cdk8s.Size.gibibytes(4), "storage_size": cdk8s.Size.gibibytes(10)},
         "storage_size: 10Gi cannot hold the AOF and its rewrite side by side for memory_limit 4Gi; "
-        "use at least 12Gi (3 x memory_limit)",
+        "use at least 12Gi (3 x memory_limit), or leave storage_size out for that; on a live install the "
+        "claim can grow but never shrink",
         id="storage-too-small",
     ),
     pytest.param(
@@ -370,3 +371,214 @@ def test_bad_props_raise_at_synth_time(props: dict[str, Any], message: str) -> N
     assert str(excinfo.value) == message
     (construct,) = chart.node.children
     assert construct.node.children == [], "validation must run before any child is defined"
+
+
+# -- the data claim (day 2: it grows, it is never pruned) ------------------------------
+
+
+def test_claim_is_a_protected_object_with_the_0_1_claim_name() -> None:
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "valkey")
+    claim = find(objects(chart), "PersistentVolumeClaim")
+    # StatefulSets name template claims <template>-<statefulset>-<ordinal>: installs of 0.1 keep theirs.
+    assert claim["metadata"]["name"] == cache.claim_name == "data-valkey-0"
+    assert claim["metadata"]["annotations"] == {
+        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+        "kustomize.toolkit.fluxcd.io/prune": "disabled",
+    }
+    assert "app.kubernetes.io/version" not in claim["metadata"]["labels"], "an image bump must not touch the claim"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "longhorn",
+    }
+
+
+@pytest.mark.parametrize(
+    ("memory", "storage"),
+    [
+        (cdk8s.Size.mebibytes(512), "5Gi"),
+        (cdk8s.Size.gibibytes(2), "6Gi"),
+        (cdk8s.Size.gibibytes(4), "12Gi"),
+        (cdk8s.Size.mebibytes(2560), "8Gi"),
+    ],
+)
+def test_storage_default_follows_the_memory_limit(memory: cdk8s.Size, storage: str) -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(chart, "valkey", memory_limit=memory)
+    assert find(objects(chart), "PersistentVolumeClaim")["spec"]["resources"]["requests"]["storage"] == storage
+
+
+def test_claim_grows_in_place_when_storage_size_grows() -> None:
+    """2Gi -> 4Gi memory with storage 6Gi -> 12Gi changes only the claim's request and the pod."""
+    before, after = new_chart(), new_chart()
+    ValkeyStatefulSet(before, "valkey", memory_limit=cdk8s.Size.gibibytes(2), storage_size=cdk8s.Size.gibibytes(6))
+    ValkeyStatefulSet(after, "valkey", memory_limit=cdk8s.Size.gibibytes(4), storage_size=cdk8s.Size.gibibytes(12))
+    old, new = find(objects(before), "PersistentVolumeClaim"), find(objects(after), "PersistentVolumeClaim")
+    assert old["metadata"] == new["metadata"]
+    assert new["spec"]["resources"]["requests"]["storage"] == "12Gi"
+    assert {k: v for k, v in old["spec"].items() if k != "resources"} == {
+        k: v for k, v in new["spec"].items() if k != "resources"
+    }
+
+
+# -- wiring points -----------------------------------------------------------------------
+
+
+def test_host_and_port_for_clients_that_take_them_apart() -> None:
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "sessions")
+    assert (cache.host, cache.port) == ("sessions.apps.svc", 6379)
+    assert cache.url == f"redis://{cache.host}:{cache.port}"
+
+
+# -- placement and metadata --------------------------------------------------------------
+
+
+def test_pod_options_render_into_the_pod_template(yaml_snapshot: Any) -> None:
+    chart = new_chart()
+    ValkeyStatefulSet(
+        chart,
+        "valkey",
+        pod=PodOptions(
+            node_selector={"node-role.example.com/data": "true"},
+            tolerations=[k8s.Toleration(key="dedicated", operator="Equal", value="data", effect="NoSchedule")],
+            affinity=k8s.Affinity(
+                node_affinity=k8s.NodeAffinity(
+                    required_during_scheduling_ignored_during_execution=k8s.NodeSelector(
+                        node_selector_terms=[
+                            k8s.NodeSelectorTerm(
+                                match_expressions=[
+                                    k8s.NodeSelectorRequirement(
+                                        key="topology.kubernetes.io/zone", operator="In", values=["fsn1"]
+                                    )
+                                ]
+                            )
+                        ]
+                    )
+                )
+            ),
+            priority_class_name="data-critical",
+            labels={"team": "platform"},
+            annotations={"sidecar.istio.io/inject": "false"},
+            image_pull_secrets=["registry-mirror"],
+        ),
+        service_annotations={"service.kubernetes.io/topology-mode": "Auto"},
+    )
+    objs = objects(chart)
+    template = find(objs, "StatefulSet")["spec"]["template"]
+    spec = template["spec"]
+    assert spec["nodeSelector"] == {"node-role.example.com/data": "true"}
+    assert spec["tolerations"][0]["key"] == "dedicated"
+    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert spec["priorityClassName"] == "data-critical"
+    assert spec["imagePullSecrets"] == [{"name": "registry-mirror"}]
+    assert template["metadata"]["labels"]["team"] == "platform"
+    assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert "checksum/config" in template["metadata"]["annotations"]
+    selector = find(objs, "StatefulSet")["spec"]["selector"]["matchLabels"]
+    assert "team" not in selector, "extra pod labels must stay out of the (immutable) selector"
+    assert find(objs, "Service", "valkey")["metadata"]["annotations"] == {"service.kubernetes.io/topology-mode": "Auto"}
+    assert "annotations" not in find(objs, "Service", "valkey-headless")["metadata"]
+    assert to_yaml(chart) == yaml_snapshot
+
+
+BAD_POD_OPTIONS = [
+    pytest.param(
+        {"labels": {"app.kubernetes.io/name": "x"}},
+        "PodOptions.labels: 'app.kubernetes.io/name' is set by the library (selectors depend on it); use a key "
+        "outside the app.kubernetes.io/ prefix",
+        id="reserved-label",
+    ),
+    pytest.param(
+        {"annotations": {"checksum/config": "x"}},
+        "PodOptions.annotations: 'checksum/config' is set by the library to mark config changes; use another key",
+        id="reserved-annotation",
+    ),
+    pytest.param(
+        {"annotations": {"prometheus.io/scrape": True}},
+        "PodOptions.annotations: 'prometheus.io/scrape' has value True; use a string (quote numbers and booleans)",
+        id="annotation-not-string",
+    ),
+    pytest.param(
+        {"image_pull_secrets": "mirror"},
+        "PodOptions.image_pull_secrets: 'mirror' is a single string; pass a list of Secret names such as ['mirror']",
+        id="pull-secrets-string",
+    ),
+    pytest.param(
+        {"priority_class_name": "High"},
+        "PodOptions.priority_class_name: 'High' is not a valid Kubernetes name; use at most 253 lower-case "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit",
+        id="priority-class",
+    ),
+    pytest.param(
+        {"tolerations": [{"key": "dedicated"}]},
+        "PodOptions.tolerations[0]: {'key': 'dedicated'} is a dict; pass a k8s.Toleration(...)",
+        id="toleration-dict",
+    ),
+    pytest.param(
+        {"node_selector": {"disk": "fast ssd"}},
+        "PodOptions.node_selector: label 'disk' has value 'fast ssd'; use at most 63 letters, digits, '-', '_' "
+        "and '.', starting and ending with a letter or digit",
+        id="node-selector-value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("props", "message"), BAD_POD_OPTIONS)
+def test_bad_pod_options_raise(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        PodOptions(**props)
+    assert str(excinfo.value) == message
+
+
+WRONG_TYPES = [
+    pytest.param(
+        {"memory_limit": "2Gi"},
+        "memory_limit: '2Gi' is a str; pass a cdk8s.Size such as cdk8s.Size.gibibytes(2)",
+        id="memory-str",
+    ),
+    pytest.param(
+        {"storage_size": "10Gi"},
+        "storage_size: '10Gi' is a str; pass a cdk8s.Size such as cdk8s.Size.gibibytes(2)",
+        id="storage-str",
+    ),
+    pytest.param(
+        {"startup_budget": "5m"},
+        "startup_budget: '5m' is a str; pass a cdk8s.Duration such as cdk8s.Duration.minutes(5)",
+        id="budget-str",
+    ),
+    pytest.param(
+        {"cpu_request": "100m"},
+        "cpu_request: '100m' is a str; pass a kplus.Cpu (import cdk8s_plus_28 as kplus) such as kplus.Cpu.millis(100)",
+        id="cpu-str",
+    ),
+    pytest.param(
+        {"service_annotations": {"a": 1}},
+        "service_annotations: 'a' has value 1; use a string (quote numbers and booleans)",
+        id="service-annotation-int",
+    ),
+    pytest.param(
+        {"pod": {"node_selector": {}}},
+        "pod: {'node_selector': {}} is a dict; pass a PodOptions(...)",
+        id="pod-dict",
+    ),
+]
+
+
+@pytest.mark.parametrize(("props", "message"), WRONG_TYPES)
+def test_wrong_types_name_the_prop_and_the_fix(props: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        ValkeyStatefulSet(new_chart(), "valkey", **props)
+    assert str(excinfo.value) == message
+
+
+def test_a_pascal_case_id_says_the_name_came_from_the_id() -> None:
+    with pytest.raises(ValueError) as excinfo:
+        ValkeyStatefulSet(new_chart(), "SessionCache")
+    assert str(excinfo.value) == (
+        "name: not given, so it comes from the construct id 'SessionCache', which is not a valid Kubernetes "
+        "name (name: 'SessionCache' is not a valid name; use at most 52 lower-case letters, digits and '-', "
+        "starting with a letter and ending with a letter or digit); pass name='session-cache' or use a "
+        "lower-case id"
+    )

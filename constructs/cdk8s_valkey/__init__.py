@@ -1,9 +1,22 @@
 """cdk8s constructs for ADR 0005: Valkey on Kubernetes as plain, reviewable YAML."""
 
-from .alerts import Alerts
-from .exporter_sidecar import ExporterSidecar
+from .alerts import AlertOptions, Alerts
+from .exporter_sidecar import ExporterOptions, ExporterSidecar
+from .pod_options import PodOptions
+from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
-__all__ = ["Alerts", "ExporterSidecar", "SecretKeyRef", "ValkeyChart", "ValkeyStatefulSet"]
-__version__ = "0.1.0"
+__all__ = [
+    "AlertOptions",
+    "Alerts",
+    "ExporterOptions",
+    "ExporterSidecar",
+    "PodOptions",
+    "SecretKeyRef",
+    "Valkey",
+    "ValkeyChart",
+    "ValkeyProps",
+    "ValkeyStatefulSet",
+]
+__version__ = "0.2.0"

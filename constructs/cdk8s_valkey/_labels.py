@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 MANAGED_BY = "cdk8s"
+VERSION = "app.kubernetes.io/version"
 
 
 def match_labels(instance: str) -> dict[str, str]:
@@ -15,7 +16,7 @@ def common_labels(instance: str, version: str | None, component: str) -> dict[st
     component and manager."""
     labels = match_labels(instance)
     if version:
-        labels["app.kubernetes.io/version"] = version
+        labels[VERSION] = version
     labels["app.kubernetes.io/component"] = component
     labels["app.kubernetes.io/managed-by"] = MANAGED_BY
     return labels

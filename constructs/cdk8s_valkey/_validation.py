@@ -4,9 +4,10 @@ prop, shows the value received and says what is allowed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import cdk8s
+import cdk8s_plus_28 as kplus
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -93,3 +94,40 @@ def check_unique(prop: str, values: Iterable[str]) -> None:
         if value in seen:
             raise ValueError(f"{prop}: {value!r} is given twice; each entry must be unique")
         seen.add(value)
+
+
+def check_instance(prop: str, value: object, expected: type, wanted: str) -> None:
+    """A value of the expected class, or an error that says what to pass instead.
+
+    jsii types fail late and obscurely on a wrong type (``'str' object has no attribute
+    'to_kibibytes'``): check at the prop instead."""
+    if not isinstance(value, expected):
+        raise ValueError(f"{prop}: {value!r} is a {type(value).__name__}; pass {wanted}")
+
+
+def check_size(prop: str, value: object) -> cdk8s.Size:
+    check_instance(prop, value, cdk8s.Size, "a cdk8s.Size such as cdk8s.Size.gibibytes(2)")
+    assert isinstance(value, cdk8s.Size)
+    return value
+
+
+def check_duration(prop: str, value: object) -> cdk8s.Duration:
+    check_instance(prop, value, cdk8s.Duration, "a cdk8s.Duration such as cdk8s.Duration.minutes(5)")
+    assert isinstance(value, cdk8s.Duration)
+    return value
+
+
+def check_cpu(prop: str, value: object) -> kplus.Cpu:
+    check_instance(prop, value, kplus.Cpu, "a kplus.Cpu (import cdk8s_plus_28 as kplus) such as kplus.Cpu.millis(100)")
+    assert isinstance(value, kplus.Cpu)
+    return value
+
+
+def check_annotations(prop: str, annotations: Mapping[str, str]) -> dict[str, str]:
+    """Annotation keys follow the label-key rules; values are any string."""
+    for key, value in annotations.items():
+        if len(key.rsplit("/", 1)[-1]) > 63 or not _LABEL_NAME.match(key):
+            raise ValueError(f"{prop}: {key!r} is not a valid annotation key (a Kubernetes label name)")
+        if not isinstance(value, str):
+            raise ValueError(f"{prop}: {key!r} has value {value!r}; use a string (quote numbers and booleans)")
+    return dict(annotations)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cdk8s
 from constructs import Construct
 
-from . import _labels
+from . import _labels, _registry
 from ._imports.cdk8s_valkey_prometheusrule.com.coreos import monitoring as _monitoring
-from ._validation import check_labels
+from ._options import with_legacy_props
+from ._validation import check_duration, check_instance, check_labels
 from .exporter_sidecar import ExporterSidecar
 from .valkey_statefulset import ValkeyStatefulSet
 
@@ -42,6 +46,27 @@ CLIENTS_FOR_SECONDS = 10 * 60  # a deploy that briefly doubles the workers is no
 MIN_FOR_SECONDS = 60
 MIN_FOR_SCRAPES = 2
 
+SEVERITIES = ("critical", "warning", "info")
+# Every alert this construct can render; which ones it does depends on the exporter's queues
+# and AlertOptions.disabled. A test keeps the list in step with the rules.
+ALERT_NAMES: tuple[str, ...] = (
+    "ValkeyDown",
+    "ValkeyMetricsAbsent",
+    "ValkeyMemoryHigh",
+    "ValkeyMemoryCritical",
+    "ValkeyMemoryCapacityReview",
+    "ValkeyMaxmemoryUnset",
+    "ValkeyWritesRefusedOOM",
+    "ValkeyAofWriteFailing",
+    "ValkeyAofRewriteFailing",
+    "ValkeyMaxmemoryPolicyNotNoeviction",
+    "ValkeyTooManyClients",
+    "ValkeyClientsNearMaxclients",
+    "ValkeyBullMQQueueBacklog",
+    "ValkeyAdrRevisitMemory",
+    "ValkeyAdrRevisitThroughput",
+)
+
 
 @dataclass(frozen=True)
 class _Rule:
@@ -51,6 +76,87 @@ class _Rule:
     severity: str
     summary: str
     description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertOptions:
+    """Props of :class:`Alerts`, also taken by :class:`Valkey` as ``alerts=``.
+
+    :param rule_labels: Extra labels of the PrometheusRule, for the ``ruleSelector`` of
+        the Prometheus that should load it, e.g. ``{"release": "kube-prometheus-stack"}``
+        (kube-prometheus-stack's default selector). The ``app.kubernetes.io/*`` labels are
+        the construct's and cannot be given here. Default: none, which suits a Prometheus
+        that loads every PrometheusRule.
+    :param runbook_base_url: Absolute http(s) URL of the runbooks page (``docs/runbooks.md``
+        of this library); each alert's ``runbook_url`` is it plus ``#<alert name in lower
+        case>``. No ``#``, whitespace or braces. Default: a placeholder on
+        ``git.example.com``, because this library has no public home yet; point it at
+        where your team reads ``docs/runbooks.md``.
+    :param down_for: How long Valkey must be unreachable (``ValkeyDown``) or its metrics
+        missing (``ValkeyMetricsAbsent``) before they fire. At least 1 minute and two scrape
+        intervals. Default: 5 minutes, so a normal restart (pod rescheduled, Longhorn volume
+        reattached, AOF replayed) passes without a page and a crash loop does not.
+    :param client_threshold: ``ValkeyTooManyClients`` fires when more clients stay
+        connected than this. At least 1. Default: 1000, a tenth of Valkey's ``maxclients``
+        and far more than a small cluster's session cache and BullMQ workers open (BullMQ:
+        one connection per Queue, two per Worker); a climb past it is a connection leak.
+    :param queue_depth_threshold: ``ValkeyBullMQQueueBacklog`` fires for a queue when more
+        jobs than this wait to run (``wait`` + ``paused`` + ``prioritized``; ``delayed``
+        jobs are scheduled for later on purpose and do not count). At least 1.
+        Default: 1000.
+    :param queue_depth_thresholds: Per-queue overrides of ``queue_depth_threshold``, e.g.
+        ``{"reports": 50}``. Keys must be queues of ``exporter.bullmq_queues``; values at
+        least 1. Default: none, every queue uses ``queue_depth_threshold``.
+    :param queue_depth_for: How long a queue must stay above its threshold before
+        ``ValkeyBullMQQueueBacklog`` fires. At least 1 minute and two scrape intervals.
+        Default: 15 minutes: a burst that workers drain is normal, a backlog that lasts
+        means workers are down, stuck or too few.
+    :param disabled: Names of alerts not to render, e.g. ``["ValkeyAdrRevisitMemory"]`` for a
+        team that does not track ADR 0005's revisit triggers. Each must be an alert this
+        construct renders (``Alerts.ALERT_NAMES``). Default: none, every alert is rendered.
+    :param severities: Severity overrides by alert name, e.g. ``{"ValkeyTooManyClients":
+        "critical"}``; the values are ``critical``, ``warning`` or ``info``. Default: none,
+        each alert keeps the severity documented in ``docs/runbooks.md``.
+    """
+
+    rule_labels: Mapping[str, str] | None = None
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    down_for: cdk8s.Duration = cdk8s.Duration.minutes(5)
+    client_threshold: int = 1000
+    queue_depth_threshold: int = 1000
+    queue_depth_thresholds: Mapping[str, int] | None = None
+    queue_depth_for: cdk8s.Duration = cdk8s.Duration.minutes(15)
+    disabled: Collection[str] = ()
+    severities: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        labels = check_labels("rule_labels", dict(self.rule_labels or {}))
+        for key in labels:
+            if key.startswith("app.kubernetes.io/"):
+                raise ValueError(
+                    f"rule_labels: {key!r} is set by Alerts; "
+                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
+                )
+        _check_runbook_base_url(self.runbook_base_url)
+        check_duration("down_for", self.down_for)
+        check_duration("queue_depth_for", self.queue_depth_for)
+        _check_positive_int("client_threshold", self.client_threshold)
+        _check_positive_int("queue_depth_threshold", self.queue_depth_threshold)
+        for queue, threshold in (self.queue_depth_thresholds or {}).items():
+            _check_positive_int(f"queue_depth_thresholds[{queue!r}]", threshold)
+        if isinstance(self.disabled, str):
+            raise ValueError(
+                f"disabled: {self.disabled!r} is a single string; pass a list of alert names such as "
+                f"[{self.disabled!r}]"
+            )
+        for alert in self.disabled:
+            _check_alert_name("disabled", alert)
+        for alert, severity in (self.severities or {}).items():
+            _check_alert_name("severities", alert)
+            if severity not in SEVERITIES:
+                raise ValueError(
+                    f"severities[{alert!r}]: {severity!r} is not a severity; use one of {list(SEVERITIES)}"
+                )
 
 
 class Alerts(Construct):
@@ -74,49 +180,21 @@ class Alerts(Construct):
         *,
         valkey: ValkeyStatefulSet,
         exporter: ExporterSidecar,
-        rule_labels: Mapping[str, str] | None = None,
-        runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
-        down_for: cdk8s.Duration = cdk8s.Duration.minutes(5),
-        client_threshold: int = 1000,
-        queue_depth_threshold: int = 1000,
-        queue_depth_thresholds: Mapping[str, int] | None = None,
-        queue_depth_for: cdk8s.Duration = cdk8s.Duration.minutes(15),
+        options: AlertOptions | None = None,
+        **legacy_props: Any,
     ) -> None:
         """
         :param valkey: The Valkey the alerts are about; its namespace scopes every expression.
         :param exporter: The ExporterSidecar of that Valkey; its metrics Service, metric prefix
             and BullMQ queues shape the expressions.
-        :param rule_labels: Extra labels of the PrometheusRule, for the ``ruleSelector`` of
-            the Prometheus that should load it, e.g. ``{"release": "kube-prometheus-stack"}``
-            (kube-prometheus-stack's default selector). The ``app.kubernetes.io/*`` labels are
-            the construct's and cannot be given here. Default: none, which suits a Prometheus
-            that loads every PrometheusRule.
-        :param runbook_base_url: Absolute http(s) URL of the runbooks page (``docs/runbooks.md``
-            of this library); each alert's ``runbook_url`` is it plus ``#<alert name in lower
-            case>``. No ``#``, whitespace or braces. Default: a placeholder on
-            ``git.example.com``, because this library has no public home yet; point it at
-            where your team reads ``docs/runbooks.md``.
-        :param down_for: How long Valkey must be unreachable (``ValkeyDown``) or its metrics
-            missing (``ValkeyMetricsAbsent``) before they fire. At least 1 minute and two scrape
-            intervals. Default: 5 minutes, so a normal restart (pod rescheduled, Longhorn volume
-            reattached, AOF replayed) passes without a page and a crash loop does not.
-        :param client_threshold: ``ValkeyTooManyClients`` fires when more clients stay
-            connected than this. At least 1. Default: 1000, a tenth of Valkey's ``maxclients``
-            and far more than a small cluster's session cache and BullMQ workers open (BullMQ:
-            one connection per Queue, two per Worker); a climb past it is a connection leak.
-        :param queue_depth_threshold: ``ValkeyBullMQQueueBacklog`` fires for a queue when more
-            jobs than this wait to run (``wait`` + ``paused`` + ``prioritized``; ``delayed``
-            jobs are scheduled for later on purpose and do not count). At least 1.
-            Default: 1000.
-        :param queue_depth_thresholds: Per-queue overrides of ``queue_depth_threshold``, e.g.
-            ``{"reports": 50}``. Keys must be queues of ``exporter.bullmq_queues``; values at
-            least 1. Default: none, every queue uses ``queue_depth_threshold``.
-        :param queue_depth_for: How long a queue must stay above its threshold before
-            ``ValkeyBullMQQueueBacklog`` fires. At least 1 minute and two scrape intervals.
-            Default: 15 minutes: a burst that workers drain is normal, a backlog that lasts
-            means workers are down, stuck or too few.
+        :param options: Thresholds, durations, labels and which alerts to render, see
+            :class:`AlertOptions`. The 0.1 flat keywords (``client_threshold=...``) still work
+            until 0.3.0, with a DeprecationWarning. Default: ``AlertOptions()``.
         """
+        opts = with_legacy_props("Alerts", options or AlertOptions(), legacy_props)
         # Validate everything before defining any child (and before joining the tree).
+        check_instance("valkey", valkey, ValkeyStatefulSet, "the ValkeyStatefulSet the alerts are about")
+        check_instance("exporter", exporter, ExporterSidecar, "the ExporterSidecar of that Valkey")
         if exporter.valkey is not valkey:
             raise ValueError(
                 f"exporter: it watches Valkey {exporter.valkey.name!r}, not {valkey.name!r}; "
@@ -128,28 +206,18 @@ class Alerts(Construct):
                 f"exporter: it does not export the BullMQ key states {missing}; the queue-depth "
                 f"alert needs {list(WAITING_STATES)}"
             )
-        extra_labels = check_labels("rule_labels", dict(rule_labels or {}))
-        for key in extra_labels:
-            if key.startswith("app.kubernetes.io/"):
-                raise ValueError(
-                    f"rule_labels: {key!r} is set by Alerts; "
-                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
-                )
-        _check_runbook_base_url(runbook_base_url)
         scrape_seconds = _whole_seconds(exporter.scrape_interval)
-        down_seconds = _check_for("down_for", down_for, scrape_seconds)
-        _check_positive_int("client_threshold", client_threshold)
-        _check_positive_int("queue_depth_threshold", queue_depth_threshold)
-        overrides = dict(queue_depth_thresholds or {})
-        for queue, threshold in overrides.items():
+        down_seconds = _check_for("down_for", opts.down_for, scrape_seconds)
+        overrides = dict(opts.queue_depth_thresholds or {})
+        for queue in overrides:
             if queue not in exporter.bullmq_queues:
                 known = ", ".join(repr(q) for q in exporter.bullmq_queues) or "none"
                 raise ValueError(
                     f"queue_depth_thresholds: {queue!r} is not a queue the exporter watches; "
                     f"use one of exporter.bullmq_queues ({known})"
                 )
-            _check_positive_int(f"queue_depth_thresholds[{queue!r}]", threshold)
-        queue_seconds = _check_for("queue_depth_for", queue_depth_for, scrape_seconds)
+        queue_seconds = _check_for("queue_depth_for", opts.queue_depth_for, scrape_seconds)
+        queue_depth_threshold = opts.queue_depth_threshold
 
         super().__init__(scope, id)
 
@@ -157,25 +225,30 @@ class Alerts(Construct):
         self.exporter = exporter
         self.name = valkey.name
         self.group_name = f"{valkey.name}.rules"
-        self._rule_labels = extra_labels
-        self.runbook_base_url = runbook_base_url
-        self.down_for = down_for
-        self.client_threshold = client_threshold
+        self.options = opts
+        self._rule_labels = dict(opts.rule_labels or {})
+        self.runbook_base_url = opts.runbook_base_url
+        self.down_for = opts.down_for
+        self.client_threshold = opts.client_threshold
         self.queue_depth_threshold = queue_depth_threshold
         self._queue_depth_thresholds = {q: overrides.get(q, queue_depth_threshold) for q in exporter.bullmq_queues}
-        self.queue_depth_for = queue_depth_for
+        self.queue_depth_for = opts.queue_depth_for
         self.labels = _labels.common_labels(valkey.name, valkey.version, COMPONENT)
 
         self._metric_prefix = exporter.metric_namespace
-        matchers = [f'service="{exporter.metrics_service_name}"']
-        if valkey.namespace:
-            matchers.insert(0, f'namespace="{valkey.namespace}"')
-        self._matchers = ",".join(matchers)
-        self._target = f"{valkey.namespace}/{valkey.name}" if valkey.namespace else valkey.name
+        # The exporter refuses a Valkey without a namespace: every series is this Valkey's.
+        self._matchers = f'namespace="{valkey.namespace}",service="{exporter.metrics_service_name}"'
+        self._target = f"{valkey.namespace}/{valkey.name}"
 
-        self._rules = self._render_rules(down_seconds, queue_seconds)
+        severities = dict(opts.severities or {})
+        self._rules = [
+            dataclasses.replace(rule, severity=severities.get(rule.alert, rule.severity))
+            for rule in self._render_rules(down_seconds, queue_seconds)
+            if rule.alert not in opts.disabled
+        ]
         self.alert_names: tuple[str, ...] = tuple(dict.fromkeys(rule.alert for rule in self._rules))
 
+        _registry.register(self, [("PrometheusRule", self.name)])
         self.prometheus_rule = _monitoring.PrometheusRule(
             self,
             "Resource",
@@ -472,3 +545,10 @@ def _re_escape(text: str) -> str:
 def _promql_string(text: str) -> str:
     """A PromQL double-quoted string literal (Go escaping, which JSON's is a subset of)."""
     return json.dumps(text, ensure_ascii=False)
+
+
+def _check_alert_name(prop: str, alert: str) -> None:
+    if alert not in ALERT_NAMES:
+        close = difflib.get_close_matches(alert, ALERT_NAMES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"{prop}: {alert!r} is not an alert of Alerts; {hint}use one of {list(ALERT_NAMES)}")

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import cdk8s
 import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
 from constructs import Construct
 
+from . import _registry
 from ._imports.cdk8s_valkey_servicemonitor.com.coreos import monitoring as _monitoring
-from ._validation import check_labels, check_unique, image_tag, quantity, size_to_bytes
+from ._options import with_legacy_props
+from ._validation import (
+    check_cpu,
+    check_duration,
+    check_instance,
+    check_labels,
+    check_size,
+    check_unique,
+    image_tag,
+    quantity,
+    size_to_bytes,
+)
 from .valkey_statefulset import ValkeyStatefulSet
 
 DEFAULT_IMAGE = "oliver006/redis_exporter:v1.61.0"
@@ -44,6 +58,77 @@ _FLAG_BREAKING = re.compile(r"[\s,=]")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExporterOptions:
+    """Props of :class:`ExporterSidecar`, also taken by :class:`Valkey` as ``exporter=``.
+
+    :param image: redis_exporter image, pinned to an exact tag and optionally a digest
+        (``oliver006/redis_exporter:v1.61.0@sha256:...``). Default:
+        ``oliver006/redis_exporter:v1.61.0``, the version ADR 0005 pins. It connects with
+        ``redis://`` (``valkey://`` only exists from v1.65.0).
+    :param bullmq_queues: BullMQ queue names whose keys ``<prefix>:<queue>:<state>`` for
+        each state of ``queue_key_states`` are exported as ``valkey_key_size{db="db0",key=...}``
+        with ``--check-single-keys``: one cheap LLEN/ZCARD per key and scrape, never a SCAN
+        of the keyspace. Names must be unique and cannot hold ``:`` (BullMQ forbids it),
+        whitespace, ``,``, ``=`` or glob characters. Default: none, so no key metrics; list
+        the queues whose depth you alert on.
+    :param bullmq_prefix: The ``prefix`` option of the BullMQ queues, the first part of
+        every key; same character rules as the queue names. Default: ``bull``, BullMQ's own.
+    :param service_monitor_labels: Extra labels of the ServiceMonitor, for the
+        ``serviceMonitorSelector`` of the Prometheus that should pick it up, e.g.
+        ``{"release": "kube-prometheus-stack"}``. The ``app.kubernetes.io/*`` labels are
+        the construct's and cannot be given here. Default: none, which suits a Prometheus
+        that selects every ServiceMonitor.
+    :param scrape_interval: How often Prometheus scrapes the exporter; the scrape timeout
+        is half of it, at most 10 s, and the exporter's connection timeout half of that, so
+        a hung Valkey is reported as ``valkey_up 0`` rather than as a failed scrape. Whole
+        seconds from 5 s to 5 min. Default: 30 s, kube-prometheus-stack's own interval.
+    :param memory_limit: The exporter's memory request and limit (equal, like the Valkey
+        container's). At least 16 MiB. Default: 64 MiB; the exporter uses about 10-20 MiB.
+    :param cpu_request: CPU request of the exporter. No CPU limit is rendered, as for the
+        Valkey container: throttling only makes scrapes time out. Default: 10m; a scrape
+        costs a few milliseconds of CPU.
+    :param metrics_namespace: The namespace whose pods (Prometheus) may reach the metrics
+        port, selected by its ``kubernetes.io/metadata.name`` label. Only used when the Valkey
+        has ``network_policy``; then no other pod can scrape. Default: ``monitoring``, where
+        kube-prometheus-stack is usually installed.
+    """
+
+    image: str = DEFAULT_IMAGE
+    bullmq_queues: Sequence[str] = ()
+    bullmq_prefix: str = "bull"
+    service_monitor_labels: Mapping[str, str] | None = None
+    scrape_interval: cdk8s.Duration = cdk8s.Duration.seconds(30)
+    memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64)
+    cpu_request: kplus.Cpu = kplus.Cpu.millis(10)
+    metrics_namespace: str = "monitoring"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bullmq_queues", _check_queues(self.bullmq_queues))
+        _check_key_part("bullmq_prefix", self.bullmq_prefix)
+        image_tag("image", self.image)
+        labels = check_labels("service_monitor_labels", dict(self.service_monitor_labels or {}))
+        for key in labels:
+            if key.startswith("app.kubernetes.io/"):
+                raise ValueError(
+                    f"service_monitor_labels: {key!r} is set by ExporterSidecar; "
+                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
+                )
+        object.__setattr__(self, "service_monitor_labels", labels)
+        _check_scrape_interval(check_duration("scrape_interval", self.scrape_interval))
+        if size_to_bytes(check_size("memory_limit", self.memory_limit)) < MIN_MEMORY_LIMIT_BYTES:
+            raise ValueError(
+                f"memory_limit: {quantity(self.memory_limit)} is too small to run redis_exporter; "
+                f"use at least {MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
+            )
+        check_cpu("cpu_request", self.cpu_request)
+        if len(self.metrics_namespace) > 63 or not _NAMESPACE.match(self.metrics_namespace):
+            raise ValueError(
+                f"metrics_namespace: {self.metrics_namespace!r} is not a valid namespace name; use at most 63 "
+                "lower-case letters, digits and '-', starting and ending with a letter or digit"
+            )
+
+
 class ExporterSidecar(Construct):
     """redis_exporter in the Valkey pod, a metrics Service and a prometheus-operator ServiceMonitor.
 
@@ -73,72 +158,31 @@ class ExporterSidecar(Construct):
         id: str,
         *,
         valkey: ValkeyStatefulSet,
-        image: str = DEFAULT_IMAGE,
-        bullmq_queues: Sequence[str] = (),
-        bullmq_prefix: str = "bull",
-        service_monitor_labels: Mapping[str, str] | None = None,
-        scrape_interval: cdk8s.Duration = cdk8s.Duration.seconds(30),
-        memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64),
-        cpu_request: kplus.Cpu = kplus.Cpu.millis(10),
-        metrics_namespace: str = "monitoring",
+        options: ExporterOptions | None = None,
+        **legacy_props: Any,
     ) -> None:
         """
         :param valkey: The Valkey whose pod gets the exporter container; the metrics Service
-            selects that pod and the construct must live in a chart of the same namespace.
+            selects that pod and the construct must live in a chart of the same namespace,
+            which must be set (the alerts and dashboards select this Valkey's series by it).
             At most one ExporterSidecar per Valkey.
-        :param image: redis_exporter image, pinned to an exact tag and optionally a digest
-            (``oliver006/redis_exporter:v1.61.0@sha256:...``). Default:
-            ``oliver006/redis_exporter:v1.61.0``, the version ADR 0005 pins. It connects with
-            ``redis://`` (``valkey://`` only exists from v1.65.0).
-        :param bullmq_queues: BullMQ queue names whose keys ``<prefix>:<queue>:<state>`` for
-            each state of ``queue_key_states`` are exported as ``valkey_key_size{db="db0",key=...}``
-            with ``--check-single-keys``: one cheap LLEN/ZCARD per key and scrape, never a SCAN
-            of the keyspace. Names must be unique and cannot hold ``:`` (BullMQ forbids it),
-            whitespace, ``,``, ``=`` or glob characters. Default: none, so no key metrics; list
-            the queues whose depth you alert on.
-        :param bullmq_prefix: The ``prefix`` option of the BullMQ queues, the first part of
-            every key; same character rules as the queue names. Default: ``bull``, BullMQ's own.
-        :param service_monitor_labels: Extra labels of the ServiceMonitor, for the
-            ``serviceMonitorSelector`` of the Prometheus that should pick it up, e.g.
-            ``{"release": "kube-prometheus-stack"}``. The ``app.kubernetes.io/*`` labels are
-            the construct's and cannot be given here. Default: none, which suits a Prometheus
-            that selects every ServiceMonitor.
-        :param scrape_interval: How often Prometheus scrapes the exporter; the scrape timeout
-            is half of it, at most 10 s, and the exporter's connection timeout half of that, so
-            a hung Valkey is reported as ``valkey_up 0`` rather than as a failed scrape. Whole
-            seconds from 5 s to 5 min. Default: 30 s, kube-prometheus-stack's own interval.
-        :param memory_limit: The exporter's memory request and limit (equal, like the Valkey
-            container's). At least 16 MiB. Default: 64 MiB; the exporter uses about 10-20 MiB.
-        :param cpu_request: CPU request of the exporter. No CPU limit is rendered, as for the
-            Valkey container: throttling only makes scrapes time out. Default: 10m; a scrape
-            costs a few milliseconds of CPU.
-        :param metrics_namespace: The namespace whose pods (Prometheus) may reach the metrics
-            port, selected by its ``kubernetes.io/metadata.name`` label. Only used when the Valkey
-            has ``network_policy``; then no other pod can scrape. Default: ``monitoring``, where
-            kube-prometheus-stack is usually installed.
+        :param options: The exporter's props, see :class:`ExporterOptions`. The 0.1 flat
+            keywords (``bullmq_queues=...``) still work until 0.3.0, with a DeprecationWarning.
+            Default: ``ExporterOptions()``.
         """
-        # Validate everything before defining any child (and before joining the tree).
-        queues = _check_queues(bullmq_queues)
-        _check_key_part("bullmq_prefix", bullmq_prefix)
-        image_tag("image", image)
-        extra_labels = check_labels("service_monitor_labels", dict(service_monitor_labels or {}))
-        for key in extra_labels:
-            if key.startswith("app.kubernetes.io/"):
-                raise ValueError(
-                    f"service_monitor_labels: {key!r} is set by ExporterSidecar; "
-                    "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
-                )
-        interval_seconds = _check_scrape_interval(scrape_interval)
-        if size_to_bytes(memory_limit) < MIN_MEMORY_LIMIT_BYTES:
+        opts = with_legacy_props("ExporterSidecar", options or ExporterOptions(), legacy_props)
+        check_instance("valkey", valkey, ValkeyStatefulSet, "the ValkeyStatefulSet this exporter watches")
+        if CONTAINER_NAME in valkey.container_names:
             raise ValueError(
-                f"memory_limit: {quantity(memory_limit)} is too small to run redis_exporter; "
-                f"use at least {MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
+                f"valkey: {valkey.name!r} already has an ExporterSidecar (its pod has a container "
+                f"{CONTAINER_NAME!r}); create one ExporterSidecar per Valkey and share it with Alerts and Dashboard"
             )
-        if len(metrics_namespace) > 63 or not _NAMESPACE.match(metrics_namespace):
+        if valkey.namespace is None:
             raise ValueError(
-                f"metrics_namespace: {metrics_namespace!r} is not a valid namespace name; use at most 63 "
-                "lower-case letters, digits and '-', starting and ending with a letter or digit"
+                f"valkey: {valkey.name!r} renders into a chart without a namespace, so the metrics of this "
+                "Valkey cannot be told from another's with the same name; set namespace= on its cdk8s.Chart"
             )
+        interval_seconds = _check_scrape_interval(opts.scrape_interval)
         chart_namespace = cdk8s.Chart.of(scope).namespace
         if chart_namespace != valkey.namespace:
             raise ValueError(
@@ -150,26 +194,27 @@ class ExporterSidecar(Construct):
         super().__init__(scope, id)
 
         self.valkey = valkey
-        self.image = image
+        self.options = opts
+        self.image = opts.image
         self.metric_namespace = METRIC_NAMESPACE
         self.metrics_port = METRICS_PORT
         self.metrics_port_name = METRICS_PORT_NAME
         self.metrics_path = METRICS_PATH
         self.metrics_service_name = f"{valkey.name}-metrics"
         self.container_name = CONTAINER_NAME
-        self.bullmq_queues = queues
-        self.bullmq_prefix = bullmq_prefix
+        self.bullmq_queues: tuple[str, ...] = tuple(opts.bullmq_queues)
+        self.bullmq_prefix = opts.bullmq_prefix
         self.queue_key_states = QUEUE_KEY_STATES
         self.checked_keys: tuple[str, ...] = tuple(
-            f"{bullmq_prefix}:{queue}:{state}" for queue in queues for state in QUEUE_KEY_STATES
+            f"{opts.bullmq_prefix}:{queue}:{state}" for queue in opts.bullmq_queues for state in QUEUE_KEY_STATES
         )
-        self._service_monitor_labels = extra_labels
-        self.scrape_interval = scrape_interval
+        self._service_monitor_labels = dict(opts.service_monitor_labels or {})
+        self.scrape_interval = opts.scrape_interval
         timeout_seconds = min(MAX_SCRAPE_TIMEOUT_SECONDS, interval_seconds // 2)
         self.scrape_timeout = cdk8s.Duration.seconds(timeout_seconds)
-        self.memory_limit = memory_limit
-        self.cpu_request = cpu_request
-        self.metrics_namespace = metrics_namespace
+        self.memory_limit = opts.memory_limit
+        self.cpu_request = opts.cpu_request
+        self.metrics_namespace = opts.metrics_namespace
         self._args = _render_args(
             valkey_port=valkey.port,
             connection_timeout_seconds=max(1, timeout_seconds // 2),
@@ -177,7 +222,14 @@ class ExporterSidecar(Construct):
         )
         self.labels = {**valkey.labels, "app.kubernetes.io/component": COMPONENT}
 
-        # First, so that a second ExporterSidecar on the same Valkey raises before any child.
+        _registry.register(
+            self,
+            [
+                ("Service", self.metrics_service_name),
+                ("ServiceMonitor", valkey.name),
+                *([("NetworkPolicy", self.metrics_service_name)] if valkey.network_policy else []),
+            ],
+        )
         valkey.add_container(self._container())
         self.service = k8s.KubeService(
             self,
@@ -239,7 +291,7 @@ class ExporterSidecar(Construct):
                             from_=[
                                 k8s.NetworkPolicyPeer(
                                     namespace_selector=k8s.LabelSelector(
-                                        match_labels={NAMESPACE_NAME_LABEL: metrics_namespace}
+                                        match_labels={NAMESPACE_NAME_LABEL: opts.metrics_namespace}
                                     )
                                 )
                             ],

@@ -12,20 +12,33 @@ import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
 from constructs import Construct
 
-from . import _labels, _scripts
+from . import _labels, _registry, _scripts
 from ._validation import (
+    check_annotations,
+    check_cpu,
     check_dns_label,
     check_dns_subdomain,
+    check_duration,
+    check_instance,
+    check_size,
     image_tag,
     quantity,
     size_to_bytes,
 )
+from .pod_options import PodOptions
 
 DEFAULT_IMAGE = "valkey/valkey:8.1.11"
 PORT = 6379
 UID = 999  # the valkey user of the official Debian-based image
 
 DATA_DIR = "/data"
+DATA_VOLUME = "data"
+DEFAULT_STORAGE_GIB = 5
+# On the data claim: GitOps tools never prune or delete it, whatever happens to the manifests.
+KEEP_ANNOTATIONS: Mapping[str, str] = {
+    "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+    "kustomize.toolkit.fluxcd.io/prune": "disabled",
+}
 CONFIG_DIR = "/etc/valkey"
 SCRIPTS_DIR = "/scripts"
 
@@ -156,13 +169,15 @@ class ValkeyStatefulSet(Construct):
         maxmemory_ratio: float = 0.8,
         maxmemory_fallback: cdk8s.Size | None = None,
         cpu_request: kplus.Cpu = kplus.Cpu.millis(100),
-        storage_size: cdk8s.Size = cdk8s.Size.gibibytes(5),
+        storage_size: cdk8s.Size | None = None,
         storage_class: str = "longhorn",
         startup_budget: cdk8s.Duration | None = None,
         extra_config: Mapping[str, str] | None = None,
         auth_secret: SecretKeyRef | None = None,
         network_policy: bool = False,
         allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None = None,
+        pod: PodOptions | None = None,
+        service_annotations: Mapping[str, str] | None = None,
     ) -> None:
         """
         :param name: Base name of every object (``<name>``, ``<name>-headless``,
@@ -184,9 +199,12 @@ class ValkeyStatefulSet(Construct):
         :param cpu_request: CPU request of the Valkey container. No CPU limit is rendered:
             throttling a single-threaded server turns into latency spikes for every client.
             Default: 100m.
-        :param storage_size: Size of the ``data`` PersistentVolumeClaim. At least three
-            times ``memory_limit`` (AOF at its rewrite threshold plus the rewrite's new
-            base). Default: 5 GiB.
+        :param storage_size: Size of the ``data-<name>-0`` PersistentVolumeClaim. At least
+            three times ``memory_limit`` (AOF at its rewrite threshold plus the rewrite's new
+            base). It may grow on a live install (Longhorn expands the volume online when the
+            StorageClass has ``allowVolumeExpansion: true``) but never shrink: Kubernetes
+            refuses a smaller claim, and ``python -m cdk8s_valkey review`` flags it.
+            Default: three times ``memory_limit`` rounded up to whole GiB, at least 5 GiB.
         :param storage_class: StorageClass of the claim. Default: ``longhorn`` (ADR 0005).
         :param startup_budget: Time the startup probe allows before the first ``PONG``,
             which covers replaying a large AOF after a crash; liveness only starts after.
@@ -217,14 +235,19 @@ class ValkeyStatefulSet(Construct):
             Only with ``network_policy=True``; an empty list is refused (Kubernetes reads it as
             "from anywhere"). Default: every pod of the Valkey's own namespace
             (``podSelector: {}``), the clients ADR 0005 intends.
+        :param pod: Placement and metadata of the pod (node selector, tolerations, affinity,
+            priority class, extra labels and annotations, image pull secrets), see
+            :class:`PodOptions`. Default: none of them; the pod schedules anywhere.
+        :param service_annotations: Annotations of the client Service ``<name>`` (a service
+            mesh, an internal load balancer). Default: none.
         """
         super().__init__(scope, id)
 
         # Validate everything before defining any child.
-        self.name = check_dns_label("name", name if name is not None else id, max_length=52)
+        self.name = _resolve_name(name, id)
         self.image = image
         self.version = _image_version(image_tag("image", image))
-        memory_bytes = size_to_bytes(memory_limit)
+        memory_bytes = size_to_bytes(check_size("memory_limit", memory_limit))
         if memory_bytes < MIN_MEMORY_LIMIT_BYTES:
             raise ValueError(
                 f"memory_limit: {quantity(memory_limit)} is too small to run Valkey; "
@@ -233,33 +256,16 @@ class ValkeyStatefulSet(Construct):
         self.memory_limit = memory_limit
         self.maxmemory_percent = _percent("maxmemory_ratio", maxmemory_ratio)
         self.maxmemory_ratio = maxmemory_ratio
-        if maxmemory_fallback is None:
-            fallback_bytes = memory_bytes * self.maxmemory_percent // 100
-        else:
-            fallback_bytes = size_to_bytes(maxmemory_fallback)
-            if not MIN_MAXMEMORY_BYTES <= fallback_bytes < memory_bytes:
-                raise ValueError(
-                    f"maxmemory_fallback: {quantity(maxmemory_fallback)} must be at least "
-                    f"{MIN_MAXMEMORY_BYTES >> 20}Mi and below memory_limit ({quantity(memory_limit)})"
-                )
-        self.maxmemory_fallback_bytes = fallback_bytes
-        self.cpu_request = cpu_request
-        storage_bytes = size_to_bytes(storage_size)
-        if storage_bytes < STORAGE_TO_MEMORY_MIN * memory_bytes:
-            minimum = cdk8s.Size.kibibytes(STORAGE_TO_MEMORY_MIN * memory_bytes // 1024)
-            raise ValueError(
-                f"storage_size: {quantity(storage_size)} cannot hold the AOF and its rewrite "
-                f"side by side for memory_limit {quantity(memory_limit)}; use at least "
-                f"{quantity(minimum)} ({STORAGE_TO_MEMORY_MIN} x memory_limit)"
-            )
-        self.storage_size = storage_size
+        self.maxmemory_fallback_bytes = _fallback_bytes(maxmemory_fallback, memory_limit, self.maxmemory_percent)
+        self.cpu_request = check_cpu("cpu_request", cpu_request)
+        self.storage_size = _storage_size(storage_size, memory_limit)
         self.storage_class = check_dns_subdomain("storage_class", storage_class)
         if startup_budget is None:
             # bench/README.md (restart): worst case 7.8 s per GiB of limit here, times 3 for
             # Longhorn, jemalloc and a busy node; the floor covers small instances.
             budget_seconds = max(STARTUP_BUDGET_FLOOR_SECONDS, -(-STARTUP_SECONDS_PER_GIB * memory_bytes // (1 << 30)))
             startup_budget = cdk8s.Duration.seconds(budget_seconds)
-        budget_seconds = int(startup_budget.to_seconds())
+        budget_seconds = int(check_duration("startup_budget", startup_budget).to_seconds())
         if budget_seconds < STARTUP_PERIOD_SECONDS * 2:
             raise ValueError(
                 f"startup_budget: {budget_seconds}s leaves no time to load the AOF; "
@@ -274,6 +280,10 @@ class ValkeyStatefulSet(Construct):
         self.auth_secret = auth_secret
         self.network_policy = network_policy
         self.allowed_clients = _check_clients(network_policy, allowed_clients)
+        if pod is not None:
+            check_instance("pod", pod, PodOptions, "a PodOptions(...)")
+        self.pod = pod or PodOptions()
+        self._service_annotations = check_annotations("service_annotations", service_annotations or {})
         self.config_text = render_config(extra_config or {}, auth=auth_secret is not None)
 
         self.namespace: str | None = cdk8s.Chart.of(self).namespace
@@ -282,8 +292,23 @@ class ValkeyStatefulSet(Construct):
         self.headless_service_name = f"{self.name}-headless"
         self.config_map_name = f"{self.name}-config"
         self.scripts_config_map_name = f"{self.name}-scripts"
+        # The name the StatefulSet's claim template gave it in 0.1.x, so installs keep their volume.
+        self.claim_name = f"{DATA_VOLUME}-{self.name}-0"
+        self.host = f"{self.service_name}.{self.namespace}.svc" if self.namespace else self.service_name
         self._match_labels = _labels.match_labels(self.name)
         self.labels = _labels.common_labels(self.name, self.version, "database")
+        _registry.register(
+            self,
+            [
+                ("ConfigMap", self.config_map_name),
+                ("ConfigMap", self.scripts_config_map_name),
+                ("Service", self.headless_service_name),
+                ("Service", self.service_name),
+                ("PersistentVolumeClaim", self.claim_name),
+                ("StatefulSet", self.name),
+                *([("NetworkPolicy", self.name)] if network_policy else []),
+            ],
+        )
         self._container_names = {"valkey"}
         self._volume_names = {"data", "config", "scripts"}
         self._checksum_inputs: dict[str, str] = {}
@@ -323,14 +348,37 @@ class ValkeyStatefulSet(Construct):
                 ports=[self._service_port()],
             ),
         )
+        service_metadata = self._metadata(self.service_name)
+        if self._service_annotations:
+            service_metadata = k8s.ObjectMeta(
+                name=self.service_name, labels=dict(self.labels), annotations=dict(self._service_annotations)
+            )
         self.service = k8s.KubeService(
             self,
             "Service",
-            metadata=self._metadata(self.service_name),
+            metadata=service_metadata,
             spec=k8s.ServiceSpec(
                 type="ClusterIP",
                 selector=self.match_labels,
                 ports=[self._service_port()],
+            ),
+        )
+        self.claim = k8s.KubePersistentVolumeClaim(
+            self,
+            "Data",
+            metadata=k8s.ObjectMeta(
+                name=self.claim_name,
+                # No version label: a claim outlives images, and an upgrade should not touch it.
+                labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
+                # The data outlives any change of the manifests: GitOps never prunes or deletes it.
+                annotations=dict(KEEP_ANNOTATIONS),
+            ),
+            spec=k8s.PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=self.storage_class,
+                resources=k8s.ResourceRequirements(
+                    requests={"storage": k8s.Quantity.from_string(quantity(self.storage_size))}
+                ),
             ),
         )
         self.statefulset = k8s.KubeStatefulSet(
@@ -371,8 +419,17 @@ class ValkeyStatefulSet(Construct):
     def url(self) -> str:
         """Connection URL for clients in the cluster. It never holds a password: with
         ``auth_secret``, clients take the password from that Secret themselves."""
-        host = f"{self.service_name}.{self.namespace}.svc" if self.namespace else self.service_name
-        return f"redis://{host}:{self.port}"
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def container_names(self) -> frozenset[str]:
+        """Names of the pod's containers so far (``valkey`` and the sidecars added)."""
+        return frozenset(self._container_names)
+
+    @property
+    def service_annotations(self) -> dict[str, str]:
+        """The client Service's annotations (a copy)."""
+        return dict(self._service_annotations)
 
     def add_container(self, container: k8s.Container) -> None:
         """Add a sidecar container to the pod. Raises on a duplicate container name."""
@@ -457,19 +514,22 @@ class ValkeyStatefulSet(Construct):
                 k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
             ],
         )
+        pod = self.pod
         return k8s.StatefulSetSpec(
             replicas=1,
             service_name=self.headless_service_name,
             selector=k8s.LabelSelector(match_labels=self.match_labels),
-            persistent_volume_claim_retention_policy=k8s.StatefulSetPersistentVolumeClaimRetentionPolicy(
-                when_deleted="Retain", when_scaled="Retain"
-            ),
             template=k8s.PodTemplateSpec(
                 metadata=k8s.ObjectMeta(
-                    labels=dict(self.labels),
-                    annotations={"checksum/config": self._checksum()},
+                    labels={**(pod.labels or {}), **self.labels},
+                    annotations={**(pod.annotations or {}), "checksum/config": self._checksum()},
                 ),
                 spec=k8s.PodSpec(
+                    node_selector=dict(pod.node_selector) if pod.node_selector else None,
+                    tolerations=list(pod.tolerations) if pod.tolerations else None,
+                    affinity=pod.affinity,
+                    priority_class_name=pod.priority_class_name,
+                    image_pull_secrets=[k8s.LocalObjectReference(name=n) for n in pod.image_pull_secrets] or None,
                     automount_service_account_token=False,
                     enable_service_links=False,
                     termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
@@ -484,6 +544,10 @@ class ValkeyStatefulSet(Construct):
                     containers=[container],
                     volumes=[
                         k8s.Volume(
+                            name=DATA_VOLUME,
+                            persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=self.claim_name),
+                        ),
+                        k8s.Volume(
                             name="config",
                             config_map=k8s.ConfigMapVolumeSource(name=self.config_map_name),
                         ),
@@ -494,18 +558,6 @@ class ValkeyStatefulSet(Construct):
                     ],
                 ),
             ),
-            volume_claim_templates=[
-                k8s.KubePersistentVolumeClaimProps(
-                    metadata=k8s.ObjectMeta(name="data", labels=self.match_labels),
-                    spec=k8s.PersistentVolumeClaimSpec(
-                        access_modes=["ReadWriteOnce"],
-                        storage_class_name=self.storage_class,
-                        resources=k8s.ResourceRequirements(
-                            requests={"storage": k8s.Quantity.from_string(quantity(self.storage_size))}
-                        ),
-                    ),
-                )
-            ],
         )
 
 
@@ -616,3 +668,51 @@ def _percent(prop: str, ratio: float) -> int:
 def _image_version(tag: str) -> str | None:
     """The app.kubernetes.io/version label value: the tag, when the image has one."""
     return None if tag.startswith("sha256:") else tag.lstrip("v")
+
+
+def _suggest_name(construct_id: str) -> str:
+    """A valid name close to a construct id: ``SessionCache`` -> ``session-cache``."""
+    dashed = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", construct_id).lower()
+    dashed = re.sub(r"[^a-z0-9-]+", "-", dashed).strip("-")
+    return dashed[:52].rstrip("-") or "valkey"
+
+
+def _resolve_name(name: str | None, construct_id: str) -> str:
+    if name is not None:
+        return check_dns_label("name", name, max_length=52)
+    try:
+        return check_dns_label("name", construct_id, max_length=52)
+    except ValueError as error:
+        raise ValueError(
+            f"name: not given, so it comes from the construct id {construct_id!r}, which is not a valid "
+            f"Kubernetes name ({error}); pass name={_suggest_name(construct_id)!r} or use a lower-case id"
+        ) from None
+
+
+def _fallback_bytes(fallback: cdk8s.Size | None, memory_limit: cdk8s.Size, percent: int) -> int:
+    memory_bytes = size_to_bytes(memory_limit)
+    if fallback is None:
+        return memory_bytes * percent // 100
+    fallback_bytes = size_to_bytes(check_size("maxmemory_fallback", fallback))
+    if not MIN_MAXMEMORY_BYTES <= fallback_bytes < memory_bytes:
+        raise ValueError(
+            f"maxmemory_fallback: {quantity(fallback)} must be at least "
+            f"{MIN_MAXMEMORY_BYTES >> 20}Mi and below memory_limit ({quantity(memory_limit)})"
+        )
+    return fallback_bytes
+
+
+def _storage_size(storage_size: cdk8s.Size | None, memory_limit: cdk8s.Size) -> cdk8s.Size:
+    """The claim's size: the one given, or 3 x memory_limit in whole GiB (at least 5 GiB)."""
+    minimum_bytes = STORAGE_TO_MEMORY_MIN * size_to_bytes(memory_limit)
+    if storage_size is None:
+        return cdk8s.Size.gibibytes(max(DEFAULT_STORAGE_GIB, -(-minimum_bytes // (1 << 30))))
+    if size_to_bytes(check_size("storage_size", storage_size)) < minimum_bytes:
+        minimum = cdk8s.Size.kibibytes(minimum_bytes // 1024)
+        raise ValueError(
+            f"storage_size: {quantity(storage_size)} cannot hold the AOF and its rewrite "
+            f"side by side for memory_limit {quantity(memory_limit)}; use at least "
+            f"{quantity(minimum)} ({STORAGE_TO_MEMORY_MIN} x memory_limit), or leave storage_size out "
+            "for that; on a live install the claim can grow but never shrink"
+        )
+    return storage_size

@@ -1,0 +1,101 @@
+"""Valkey: one Valkey with its monitoring and alerts in one call, repeatable in any chart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypedDict, Unpack
+
+import cdk8s
+import cdk8s_plus_28 as kplus
+from cdk8s_plus_28 import k8s
+from constructs import Construct
+
+from ._validation import check_instance
+from .alerts import AlertOptions, Alerts
+from .exporter_sidecar import ExporterOptions, ExporterSidecar
+from .pod_options import PodOptions
+from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
+
+
+class ValkeyProps(TypedDict, total=False):
+    """The props of :class:`ValkeyStatefulSet`, which :class:`Valkey` takes as keywords.
+
+    Names and types only: each is documented once, on ValkeyStatefulSet. A test keeps this
+    list equal to that constructor's keyword parameters."""
+
+    name: str | None
+    image: str
+    memory_limit: cdk8s.Size
+    maxmemory_ratio: float
+    maxmemory_fallback: cdk8s.Size | None
+    cpu_request: kplus.Cpu
+    storage_size: cdk8s.Size | None
+    storage_class: str
+    startup_budget: cdk8s.Duration | None
+    extra_config: Mapping[str, str] | None
+    auth_secret: SecretKeyRef | None
+    network_policy: bool
+    allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None
+    pod: PodOptions | None
+    service_annotations: Mapping[str, str] | None
+
+
+class Valkey(Construct):
+    """ADR 0005's Valkey with everything it asks for: a :class:`ValkeyStatefulSet`, its
+    :class:`ExporterSidecar` and its :class:`Alerts`, from one call.
+
+    Repeat it for each Valkey of a chart (``Valkey(chart, "sessions")``,
+    ``Valkey(chart, "queues", ...)``): names derive from each one's ``name``, and alerts select
+    each one's series only. The keywords are :class:`ValkeyStatefulSet`'s props; the exporter
+    and alerts take theirs as one typed object each. The parts stay reachable as ``server``,
+    ``exporter`` and ``alerts`` for wiring and for opt-in features.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        exporter: ExporterOptions | None = None,
+        alerts: AlertOptions | None = None,
+        **server: Unpack[ValkeyProps],
+    ) -> None:
+        """
+        :param exporter: Props of the ExporterSidecar (BullMQ queues, ServiceMonitor labels,
+            scrape interval, ...), see :class:`ExporterOptions`. Default: ``ExporterOptions()``.
+        :param alerts: Props of the Alerts (thresholds, rule labels, alerts switched off or
+            re-graded), see :class:`AlertOptions`. Default: ``AlertOptions()``.
+        :param server: The :class:`ValkeyStatefulSet` props, as keywords (``memory_limit=...``).
+            ``name`` defaults to this construct's id.
+        """
+        exporter = exporter if exporter is not None else ExporterOptions()
+        alerts = alerts if alerts is not None else AlertOptions()
+        check_instance("exporter", exporter, ExporterOptions, "an ExporterOptions(...)")
+        check_instance("alerts", alerts, AlertOptions, "an AlertOptions(...)")
+        super().__init__(scope, id)
+        # Same id as ours, so that the name defaults to it and errors about the id stay true.
+        self.server = ValkeyStatefulSet(self, id, **server)
+        self.exporter = ExporterSidecar(self, "Metrics", valkey=self.server, options=exporter)
+        self.alerts = Alerts(self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts)
+
+    # -- wiring points: what clients need -----------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Base name of every object (the StatefulSet's and the client Service's name)."""
+        return self.server.name
+
+    @property
+    def host(self) -> str:
+        """Client Service host, ``<name>.<namespace>.svc`` (ioredis ``host``)."""
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        """Client port, 6379 (ioredis ``port``)."""
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """``redis://<host>:<port>``, never with a password."""
+        return self.server.url
