@@ -96,16 +96,38 @@ def test_consumer_app_from_a_fresh_environment(wheel: Path, tmp_path: Path) -> N
     (app / "main.py").write_text(example.replace("app.synth()", OWN_IMPORTS_USE + "\napp.synth()"))
     _run([str(CDK8S), "synth", "--no-check-upgrade"], cwd=app)
 
-    (output,) = (app / "dist").glob("*.k8s.yaml")
-    objs = load_all(output.read_text())
-    kinds = sorted({o["kind"] for o in objs})
-    assert kinds == ["ConfigMap", "PersistentVolumeClaim", "PrometheusRule", "Service", "ServiceMonitor", "StatefulSet"]
-    for obj in objs:
-        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            validate_crd_object(obj)
-        else:
-            kubernetes_validate.validate(obj, "1.28", strict=True)
-    assert any(o["kind"] == "ServiceMonitor" and o["metadata"]["name"] == "own-app" for o in objs)
+    outputs = {path.name: load_all(path.read_text()) for path in (app / "dist").glob("*.k8s.yaml")}
+    assert sorted(outputs) == ["queues-production.k8s.yaml", "queues-staging.k8s.yaml"]
+    staging, production = outputs["queues-staging.k8s.yaml"], outputs["queues-production.k8s.yaml"]
+    assert sorted({o["kind"] for o in staging}) == [
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "PrometheusRule",
+        "Service",
+        "ServiceMonitor",
+        "StatefulSet",
+    ]
+    # Production: two Valkeys, the second with auth, NetworkPolicy and placement.
+    assert sorted(o["metadata"]["name"] for o in production if o["kind"] == "StatefulSet") == ["queues", "sessions"]
+    queues = next(o for o in production if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "queues")
+    pod = queues["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "data-critical" and pod["tolerations"][0]["key"] == "dedicated"
+    assert {"NetworkPolicy", "PersistentVolumeClaim"} <= {o["kind"] for o in production}
+    for objs in outputs.values():
+        rules = {
+            o["metadata"]["name"]: {r["alert"] for g in o["spec"]["groups"] for r in g["rules"]}
+            for o in objs
+            if o["kind"] == "PrometheusRule"
+        }
+        # Switched off for sessions only; the production queues Valkey keeps it.
+        assert "ValkeyDown" in rules["sessions"] and "ValkeyAdrRevisitThroughput" not in rules["sessions"]
+        assert "ValkeyAdrRevisitThroughput" in rules.get("queues", {"ValkeyAdrRevisitThroughput"})
+        for obj in objs:
+            if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+                validate_crd_object(obj)
+            else:
+                kubernetes_validate.validate(obj, "1.28", strict=True)
+    assert any(o["kind"] == "ServiceMonitor" and o["metadata"]["name"] == "own-app" for o in production)
     _report(wheel_bytes=wheel.stat().st_size, install_seconds=round(install_seconds, 1))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import cdk8s
 import cdk8s_plus_28 as kplus
 import pytest
+import yaml
 from conftest import REPO
 
 import cdk8s_valkey
@@ -21,7 +22,12 @@ README = REPO / "README.md"
 _PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\Z)", re.S)
 
 
+_VAR = object()  # the "default" of a **keywords parameter: none of them given
+
+
 def _default(value: Any) -> str:
+    if value is _VAR:
+        return "none"
     if value is inspect.Parameter.empty or value is dataclasses.MISSING:
         return "required"
     if isinstance(value, cdk8s.Size):
@@ -50,14 +56,18 @@ def props_table(cls: type) -> str:
     else:
         docs = _docs(inspect.getdoc(cls.__init__) or "")  # type: ignore[misc]
         params = [
-            (f"**{name}" if p.kind is inspect.Parameter.VAR_KEYWORD else name, p.annotation, p.default)
+            (
+                f"**{name}" if p.kind is inspect.Parameter.VAR_KEYWORD else name,
+                p.annotation,
+                _VAR if p.kind is inspect.Parameter.VAR_KEYWORD else p.default,
+            )
             for name, p in inspect.signature(cls.__init__).parameters.items()  # type: ignore[misc]
             if p.kind is inspect.Parameter.KEYWORD_ONLY or (p.kind is inspect.Parameter.VAR_KEYWORD and name in docs)
         ]
     for name, annotation, default in params:
         key = name.lstrip("*")
         assert key in docs, f"{cls.__name__}.{key} has no ':param {key}:' in its docstring"
-        text = docs[key].replace("``", "`").replace("|", "\\|")
+        text = re.sub(r":(?:class|meth):`(\w+)`", r"`\1`", docs[key]).replace("``", "`").replace("|", "\\|")
         rows.append(f"| `{name}` | {_type(annotation)} | {_default(default)} | {text} |")
     return "\n".join(rows)
 
@@ -94,3 +104,21 @@ def test_every_public_construct_is_exported() -> None:
     assert set(cdk8s_valkey.__all__) >= {"ValkeyStatefulSet"}
     for name in cdk8s_valkey.__all__:
         assert getattr(cdk8s_valkey, name).__module__.startswith("cdk8s_valkey.")
+
+
+def test_readme_objects_table_is_dist() -> None:
+    """The README's table of the objects in dist/ lists exactly the objects of each file."""
+    import main
+
+    files = {"staging": main.STAGING.chart_id, "production": main.PRODUCTION.chart_id}
+    match = re.search(r"<!-- objects -->\n(.*?)<!-- /objects -->", README.read_text(), re.S)
+    assert match, "README.md lacks the <!-- objects --> table"
+    listed: dict[str, set[tuple[str, str]]] = {env: set() for env in files}
+    for row in match.group(1).splitlines()[2:]:
+        kind, name, where = (cell.strip().strip("`") for cell in row.strip("|").split("|")[:3])
+        for env in where.split(", "):
+            listed[env].add((kind, name))
+    for env, chart_id in files.items():
+        path = REPO / "dist" / f"{chart_id}.k8s.yaml"
+        rendered = {(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all(path.read_text())}
+        assert listed[env] == rendered, f"README objects table vs {path.name}: {listed[env] ^ rendered}"
