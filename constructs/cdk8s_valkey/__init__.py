@@ -3,6 +3,7 @@
 from .alerts import AlertOptions, Alerts
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
@@ -14,6 +15,8 @@ __all__ = [
     "ExporterSidecar",
     "PodOptions",
     "SecretKeyRef",
+    "SmokeCheck",
+    "SmokeCheckOptions",
     "Valkey",
     "ValkeyChart",
     "ValkeyProps",

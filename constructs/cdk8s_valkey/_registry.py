@@ -7,6 +7,7 @@ Two constructs can render the same name without either being wrong alone (a Valk
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import cdk8s
 from constructs import Construct
@@ -32,7 +33,7 @@ def register(construct: Construct, objects: Iterable[tuple[str, str]]) -> None:
     node = construct.node
     root = node.root
     holder = root.node.try_find_child(_HOLDER_ID)
-    owners = (holder if isinstance(holder, _Names) else _Names(root)).owners
+    owners = (holder if isinstance(holder, _Names) else _Names(cast(Construct, root))).owners
     namespace = cdk8s.Chart.of(construct).namespace
     keys = [(kind, namespace, name) for kind, name in objects]
     for key in keys:

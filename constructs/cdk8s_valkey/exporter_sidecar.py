@@ -14,6 +14,7 @@ from constructs import Construct
 
 from . import _registry
 from ._imports.cdk8s_valkey_servicemonitor.com.coreos import monitoring as _monitoring
+from ._network_policy import allow_ingress
 from ._options import with_legacy_props
 from ._validation import (
     check_cpu,
@@ -279,28 +280,20 @@ class ExporterSidecar(Construct):
             # Added to the Valkey's policy (policies are a union): the metrics port, for the
             # monitoring namespace only. Egress stays closed: the exporter talks over localhost.
             self.network_policy_name = self.metrics_service_name
-            k8s.KubeNetworkPolicy(
+            allow_ingress(
                 self,
                 "NetworkPolicy",
-                metadata=k8s.ObjectMeta(name=self.network_policy_name, labels=dict(self.labels)),
-                spec=k8s.NetworkPolicySpec(
-                    pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels),
-                    policy_types=["Ingress"],
-                    ingress=[
-                        k8s.NetworkPolicyIngressRule(
-                            from_=[
-                                k8s.NetworkPolicyPeer(
-                                    namespace_selector=k8s.LabelSelector(
-                                        match_labels={NAMESPACE_NAME_LABEL: opts.metrics_namespace}
-                                    )
-                                )
-                            ],
-                            ports=[
-                                k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(METRICS_PORT), protocol="TCP")
-                            ],
+                name=self.network_policy_name,
+                labels=self.labels,
+                pod_labels=valkey.match_labels,
+                peers=[
+                    k8s.NetworkPolicyPeer(
+                        namespace_selector=k8s.LabelSelector(
+                            match_labels={NAMESPACE_NAME_LABEL: opts.metrics_namespace}
                         )
-                    ],
-                ),
+                    )
+                ],
+                port=METRICS_PORT,
             )
 
     # -- wiring points -------------------------------------------------------------

@@ -14,6 +14,7 @@ from ._validation import check_instance
 from .alerts import AlertOptions, Alerts
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
 
@@ -47,8 +48,9 @@ class Valkey(Construct):
     Repeat it for each Valkey of a chart (``Valkey(chart, "sessions")``,
     ``Valkey(chart, "queues", ...)``): names derive from each one's ``name``, and alerts select
     each one's series only. The keywords are :class:`ValkeyStatefulSet`'s props; the exporter
-    and alerts take theirs as one typed object each. The parts stay reachable as ``server``,
-    ``exporter`` and ``alerts`` for wiring and for opt-in features.
+    and alerts take theirs as one typed object each, and so do the opt-in parts (``smoke_check``).
+    The parts stay reachable as ``server``, ``exporter``, ``alerts`` (and ``smoke_check``) for
+    wiring.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Valkey(Construct):
         *,
         exporter: ExporterOptions | None = None,
         alerts: AlertOptions | None = None,
+        smoke_check: SmokeCheckOptions | None = None,
         **server: Unpack[ValkeyProps],
     ) -> None:
         """
@@ -65,6 +68,9 @@ class Valkey(Construct):
             scrape interval, ...), see :class:`ExporterOptions`. Default: ``ExporterOptions()``.
         :param alerts: Props of the Alerts (thresholds, rule labels, alerts switched off or
             re-graded), see :class:`AlertOptions`. Default: ``AlertOptions()``.
+        :param smoke_check: Render the :class:`SmokeCheck` Job, which checks the live Valkey
+            against this manifest after every sync (Argo CD PostSync hook; Flux re-creates it),
+            with these options; ``SmokeCheckOptions()`` for the defaults. Default: none, no Job.
         :param server: The :class:`ValkeyStatefulSet` props, as keywords (``memory_limit=...``).
             ``name`` defaults to this construct's id.
         """
@@ -72,11 +78,16 @@ class Valkey(Construct):
         alerts = alerts if alerts is not None else AlertOptions()
         check_instance("exporter", exporter, ExporterOptions, "an ExporterOptions(...)")
         check_instance("alerts", alerts, AlertOptions, "an AlertOptions(...)")
+        if smoke_check is not None:
+            check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         super().__init__(scope, id)
         # Same id as ours, so that the name defaults to it and errors about the id stay true.
         self.server = ValkeyStatefulSet(self, id, **server)
         self.exporter = ExporterSidecar(self, "Metrics", valkey=self.server, options=exporter)
         self.alerts = Alerts(self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts)
+        self.smoke_check: SmokeCheck | None = None
+        if smoke_check is not None:
+            self.smoke_check = SmokeCheck(self, "SmokeCheck", valkey=self.server, options=smoke_check)
 
     # -- wiring points: what clients need -----------------------------------------------
 
