@@ -408,6 +408,7 @@ def test_urls() -> None:
     assert dashboard.url(GRAFANA) == "https://grafana.example.com/d/valkey_apps_valkey"
     assert dashboard.url(GRAFANA + "/grafana/") == "https://grafana.example.com/grafana/d/valkey_apps_valkey"
     assert dashboard.panel_url("memory", GRAFANA) == "https://grafana.example.com/d/valkey_apps_valkey?viewPanel=11"
+    assert dashboard.alert_url("ValkeyAofWriteFailing", GRAFANA) == dashboard.panel_url("aof_write", GRAFANA)
 
 
 # -- validation: one test per rule, exact messages ----------------------------------------------
@@ -498,6 +499,13 @@ def test_grafana_url_must_be_an_absolute_base_url(url: str) -> None:
         f"grafana_url: {url!r} is not allowed; use the absolute http(s) URL of Grafana (with its sub-path, "
         "if any) without query, fragment, whitespace or braces"
     )
+
+
+def test_alert_must_have_a_panel() -> None:
+    _, dashboard = build(queues=())
+    with pytest.raises(ValueError) as info:
+        dashboard.alert_url("ValkeyBullMQQueueBacklog", GRAFANA)
+    assert str(info.value).startswith("alert: 'ValkeyBullMQQueueBacklog' has no panel here; use one of ['ValkeyDown', ")
 
 
 def test_panel_key_must_be_rendered() -> None:

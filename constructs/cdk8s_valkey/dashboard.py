@@ -174,7 +174,7 @@ class Dashboard(Construct):
     maxmemory, container limit), clients and commands, persistence (AOF), keyspace, BullMQ
     (with ``exporter.bullmq_queues``) and network.
 
-    Alerts link to panels through :attr:`alert_panels` and :meth:`panel_url`.
+    Alerts link to panels through :attr:`alert_panels`, :meth:`alert_url` and :meth:`panel_url`.
     """
 
     def __init__(
@@ -277,6 +277,13 @@ class Dashboard(Construct):
         """A panel viewed alone: ``<grafana_url>/d/<uid>?viewPanel=<id>``. Grafana has read a
         numeric ``viewPanel`` since 7.0 and still does with 11's scenes (as ``panel-<id>``)."""
         return f"{self.url(grafana_url)}?viewPanel={self.panel_id(key)}"
+
+    def alert_url(self, alert: str, grafana_url: str) -> str:
+        """The panel of an alert (see :attr:`alert_panels`) viewed alone, for its
+        ``dashboard_url`` annotation: ``<grafana_url>/d/<uid>?viewPanel=<id>``."""
+        if alert not in self._alert_panels:
+            raise ValueError(f"alert: {alert!r} has no panel here; use one of {list(self._alert_panels)}")
+        return f"{self.url(grafana_url)}?viewPanel={self._alert_panels[alert]}"
 
     def _panel(self, key: str) -> _Panel:
         if key not in self._panels:
