@@ -29,7 +29,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,11 @@ import pytest
 import valkey
 import yaml
 from _exporter import exporter_args_for_test, start_exporter, stop_exporter
+from _prometheus import get_json as _get_json
+from _prometheus import running_prometheus
+from _prometheus import scrape_job as _scrape_job
+from _prometheus import service_monitor_labels as _service_monitor_labels
+from _prometheus import wait_for as _wait
 from _synth import find, objects
 from conftest import REPO, free_port, require_binary
 from podrunner import PodRunner
@@ -69,58 +74,6 @@ def _rules_with_short_for(rule: dict[str, Any]) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def _service_monitor_labels(objs: list[dict[str, Any]], exporter: ExporterSidecar) -> dict[str, str]:
-    """The target labels prometheus-operator derives from the rendered ServiceMonitor: the
-    Service it selects, that Service's namespace, the endpoint's port name, the pod and container."""
-    monitor = find(objs, "ServiceMonitor")
-    selector = monitor["spec"]["selector"]["matchLabels"]
-    services = [
-        o for o in objs if o["kind"] == "Service" and selector.items() <= o["metadata"].get("labels", {}).items()
-    ]
-    assert [s["metadata"]["name"] for s in services] == [exporter.metrics_service_name]
-    (endpoint,) = monitor["spec"]["endpoints"]
-    statefulset = find(objs, "StatefulSet")
-    return {
-        "namespace": services[0]["metadata"]["namespace"],
-        "service": services[0]["metadata"]["name"],
-        "job": services[0]["metadata"]["name"],  # the operator's default jobLabel: the Service name
-        "endpoint": endpoint["port"],
-        "pod": f"{statefulset['metadata']['name']}-0",
-        "container": exporter.container_name,
-    }
-
-
-def _scrape_job(name: str, port: int, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "job_name": name,
-        "scrape_interval": INTERVAL,
-        "scrape_timeout": INTERVAL,
-        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-        "relabel_configs": [{"target_label": key, "replacement": value} for key, value in sorted(labels.items())],
-    }
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return json.load(response)
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, period: float = 0.2) -> Any:
-    """Poll check() until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            last = repr(exc)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s; last: {last!r}")
-        time.sleep(period)
-
-
 def _alerts(url: str) -> list[dict[str, Any]]:
     return list(_get_json(f"{url}/api/v1/alerts")["data"]["alerts"])
 
@@ -137,7 +90,6 @@ def _firing(url: str, name: str, **labels: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def stack(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[Stack]:
-    prometheus = require_binary("prometheus")
     require_binary("prometheus-redis-exporter")
 
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace="apps")
@@ -173,51 +125,19 @@ def stack(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[Stack]:
                 )
             )
 
-            prometheus_port = free_port()
             config = {
                 "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
                 "rule_files": [str(rules_path)],
                 "scrape_configs": [
-                    _scrape_job("ours", ours_port, labels),
-                    _scrape_job("other", other_port, {**labels, "namespace": "other"}),
+                    _scrape_job("ours", ours_port, labels, INTERVAL),
+                    _scrape_job("other", other_port, {**labels, "namespace": "other"}, INTERVAL),
                 ],
             }
-            config_path = tmp_path / "prometheus.yml"
-            config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-            with (tmp_path / "prometheus.log").open("wb") as log:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            prometheus,
-                            f"--config.file={config_path}",
-                            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                        ],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-            url = f"http://127.0.0.1:{prometheus_port}"
-
-            def ready() -> bool:
-                assert procs[-1].poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    return int(response.status) == 200
-
-            _wait("Prometheus ready", ready, timeout=15)
-            yield Stack(alerts=alerts, pod=pod, prometheus_url=url, labels=labels)
+            with running_prometheus(config, tmp_path / "prometheus") as url:
+                yield Stack(alerts=alerts, pod=pod, prometheus_url=url, labels=labels)
         finally:
             for proc in reversed(procs):
-                if proc.args[0] == prometheus:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(timeout=10)
-                else:
-                    stop_exporter(proc)
+                stop_exporter(proc)
 
 
 def test_queue_backlog_then_valkey_down_fire_in_a_real_prometheus(stack: Stack) -> None:

@@ -1,0 +1,19 @@
+"""PromQL shared by the constructs that query one Valkey's exporter series."""
+
+from __future__ import annotations
+
+from .exporter_sidecar import ExporterSidecar
+from .valkey_statefulset import ValkeyStatefulSet
+
+
+def scope_matchers(valkey: ValkeyStatefulSet, exporter: ExporterSidecar) -> str:
+    """The label matchers that select this Valkey's exporter series and no other Valkey's:
+    ``namespace`` (when the Valkey has one) and ``service`` (the metrics Service), the labels a
+    ServiceMonitor attaches to every series, e.g. ``namespace="apps",service="valkey-metrics"``.
+
+    The same matchers as :attr:`Alerts.selector`, so that a dashboard panel shows exactly the
+    series an alert fires on."""
+    matchers = [f'service="{exporter.metrics_service_name}"']
+    if valkey.namespace:
+        matchers.insert(0, f'namespace="{valkey.namespace}"')
+    return ",".join(matchers)
