@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import cdk8s
 
-from cdk8s_valkey import AlertOptions, ExporterOptions, SmokeCheckOptions, Valkey
+from cdk8s_valkey import AlertOptions, DashboardOptions, ExporterOptions, SmokeCheckOptions, Valkey
 
 STORAGE_CLASS = "longhorn"
 # BullMQ queues whose depth is exported and alerted on.
@@ -50,6 +50,7 @@ def build(app: cdk8s.App, env: Environment) -> cdk8s.Chart:
         network_policy=env.network_policy,
         exporter=ExporterOptions(bullmq_queues=BULLMQ_QUEUES, service_monitor_labels=PROMETHEUS_LABELS),
         alerts=AlertOptions(rule_labels=PROMETHEUS_LABELS),
+        dashboard=DashboardOptions(),
         # ADR 0005: smoke tests before promoting; the Job runs after every sync of each file.
         smoke_check=SmokeCheckOptions(),
     )

@@ -242,10 +242,10 @@ def _check_with_promtool(promtool: str, doc: dict[str, Any], tmp_path: Path) -> 
     "variant",
     [
         {},
-        {"namespace": None, "queues": ()},
+        {"queues": ()},
         {"queues": ("v1.emails", "a+b"), "exporter_props": {"bullmq_prefix": "app.bull"}},
     ],
-    ids=["defaults", "no-namespace-no-queues", "regex-characters"],
+    ids=["defaults", "no-queues", "regex-characters"],
 )
 def test_every_query_parses(variant: dict[str, Any], tmp_path: Path) -> None:
     chart, dashboard = build(**variant)
@@ -340,16 +340,6 @@ def test_namespace_option_moves_only_the_config_map() -> None:
     assert cm["metadata"]["namespace"] == dashboard.namespace == "monitoring"
     assert dashboard.uid == "valkey_apps_valkey"
     assert all(SCOPE in expr for expr in exprs(document(chart, dashboard)) if "valkey_" in expr)
-
-
-def test_without_namespace() -> None:
-    chart, dashboard = build(namespace=None)
-    cm = config_map(chart, dashboard)
-    assert "namespace" not in cm["metadata"]
-    assert dashboard.uid == "valkey_valkey"
-    assert dashboard.title == "Valkey valkey"
-    assert list(cm["data"]) == ["valkey_valkey.json"]
-    assert 'valkey_up{service="valkey-metrics"}' in exprs(document(chart, dashboard))
 
 
 def test_named_valkey() -> None:

@@ -1,6 +1,7 @@
 """cdk8s constructs for ADR 0005: Valkey on Kubernetes as plain, reviewable YAML."""
 
 from .alerts import AlertOptions, Alerts
+from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
 from .smoke_check import SmokeCheck, SmokeCheckOptions
@@ -11,6 +12,8 @@ from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 __all__ = [
     "AlertOptions",
     "Alerts",
+    "Dashboard",
+    "DashboardOptions",
     "ExporterOptions",
     "ExporterSidecar",
     "PodOptions",

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cdk8s
 from constructs import Construct
@@ -16,9 +16,13 @@ from constructs import Construct
 from . import _labels, _registry
 from ._imports.cdk8s_valkey_prometheusrule.com.coreos import monitoring as _monitoring
 from ._options import with_legacy_props
+from ._promql import scope_matchers
 from ._validation import check_duration, check_instance, check_labels
 from .exporter_sidecar import ExporterSidecar
 from .valkey_statefulset import ValkeyStatefulSet
+
+if TYPE_CHECKING:  # dashboard.py imports this module
+    from .dashboard import Dashboard
 
 # A placeholder on a reserved domain (RFC 2606) until this library has a public home: it is
 # obviously not a real page, and it never points at somebody else's content.
@@ -117,6 +121,11 @@ class AlertOptions:
     :param severities: Severity overrides by alert name, e.g. ``{"ValkeyTooManyClients":
         "critical"}``; the values are ``critical``, ``warning`` or ``info``. Default: none,
         each alert keeps the severity documented in ``docs/runbooks.md``.
+    :param grafana_url: Absolute http(s) URL of the Grafana that loads the :class:`Dashboard`
+        (e.g. ``https://grafana.example.com``). With a dashboard, each alert then carries a
+        ``dashboard_url`` annotation: its panel viewed alone, for Alertmanager's notifications
+        next to ``runbook_url``. Default: none, no link (``__dashboardUid__`` and
+        ``__panelId__`` are rendered with a dashboard all the same).
     """
 
     rule_labels: Mapping[str, str] | None = None
@@ -128,6 +137,7 @@ class AlertOptions:
     queue_depth_for: cdk8s.Duration = cdk8s.Duration.minutes(15)
     disabled: Collection[str] = ()
     severities: Mapping[str, str] | None = None
+    grafana_url: str | None = None
 
     def __post_init__(self) -> None:
         labels = check_labels("rule_labels", dict(self.rule_labels or {}))
@@ -138,6 +148,11 @@ class AlertOptions:
                     "use labels outside the app.kubernetes.io/ prefix (for example 'release')"
                 )
         _check_runbook_base_url(self.runbook_base_url)
+        if self.grafana_url is not None and not re.fullmatch(r"https?://[^\s#?{}]+", self.grafana_url):
+            raise ValueError(
+                f"grafana_url: {self.grafana_url!r} is not allowed; use the absolute http(s) URL of Grafana "
+                "(with its sub-path, if any) without query, fragment, whitespace or braces"
+            )
         check_duration("down_for", self.down_for)
         check_duration("queue_depth_for", self.queue_depth_for)
         _check_positive_int("client_threshold", self.client_threshold)
@@ -181,6 +196,7 @@ class Alerts(Construct):
         valkey: ValkeyStatefulSet,
         exporter: ExporterSidecar,
         options: AlertOptions | None = None,
+        dashboard: Dashboard | None = None,
         **legacy_props: Any,
     ) -> None:
         """
@@ -190,6 +206,9 @@ class Alerts(Construct):
         :param options: Thresholds, durations, labels and which alerts to render, see
             :class:`AlertOptions`. The 0.1 flat keywords (``client_threshold=...``) still work
             until 0.3.0, with a DeprecationWarning. Default: ``AlertOptions()``.
+        :param dashboard: The :class:`Dashboard` of this Valkey: each alert then names its panel
+            (``__dashboardUid__``, ``__panelId__``, and ``dashboard_url`` with
+            ``AlertOptions.grafana_url``). Default: none, no links.
         """
         opts = with_legacy_props("Alerts", options or AlertOptions(), legacy_props)
         # Validate everything before defining any child (and before joining the tree).
@@ -226,6 +245,12 @@ class Alerts(Construct):
         self.name = valkey.name
         self.group_name = f"{valkey.name}.rules"
         self.options = opts
+        if dashboard is not None and dashboard.valkey is not valkey:
+            raise ValueError(
+                f"dashboard: it shows Valkey {dashboard.valkey.name!r}, not {valkey.name!r}; "
+                "pass the Dashboard created with valkey=<this Valkey>"
+            )
+        self.dashboard = dashboard
         self._rule_labels = dict(opts.rule_labels or {})
         self.runbook_base_url = opts.runbook_base_url
         self.down_for = opts.down_for
@@ -236,8 +261,7 @@ class Alerts(Construct):
         self.labels = _labels.common_labels(valkey.name, valkey.version, COMPONENT)
 
         self._metric_prefix = exporter.metric_namespace
-        # The exporter refuses a Valkey without a namespace: every series is this Valkey's.
-        self._matchers = f'namespace="{valkey.namespace}",service="{exporter.metrics_service_name}"'
+        self._matchers = scope_matchers(valkey, exporter)
         self._target = f"{valkey.namespace}/{valkey.name}"
 
         severities = dict(opts.severities or {})
@@ -298,8 +322,19 @@ class Alerts(Construct):
                 "summary": rule.summary,
                 "description": rule.description,
                 "runbook_url": f"{self.runbook_base_url}#{rule.alert.lower()}",
+                **self._dashboard_links(rule.alert),
             },
         )
+
+    def _dashboard_links(self, alert: str) -> dict[str, str]:
+        """Grafana's own link annotations, and an absolute link for Alertmanager's receivers."""
+        panels = self.dashboard.alert_panels if self.dashboard is not None else {}
+        if self.dashboard is None or alert not in panels:
+            return {}
+        links = {"__dashboardUid__": self.dashboard.uid, "__panelId__": str(panels[alert])}
+        if self.options.grafana_url is not None:
+            links["dashboard_url"] = self.dashboard.alert_url(alert, self.options.grafana_url)
+        return links
 
     def _sel(self, *extra: str) -> str:
         return "{" + ",".join([self._matchers, *extra]) + "}"

@@ -17,7 +17,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common, dashboard
 from grafana_foundation_sdk.models.prometheus import QueryEditorMode
 
-from . import _labels
+from . import _labels, _registry
 from ._promql import scope_matchers
 from ._validation import check_labels, size_to_bytes
 from .alerts import (
@@ -229,6 +229,7 @@ class Dashboard(Construct):
         self.json = JSONEncoder(sort_keys=True, indent=2).encode(self._build().build()) + "\n"
         self._alert_panels = {alert: self._panels[key].id for alert, key in ALERT_PANELS.items() if key in self._panels}
 
+        _registry.register(self, [("ConfigMap", self.name)])
         self.config_map = k8s.KubeConfigMap(
             self,
             "Resource",

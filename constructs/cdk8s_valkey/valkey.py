@@ -12,6 +12,7 @@ from constructs import Construct
 
 from ._validation import check_instance
 from .alerts import AlertOptions, Alerts
+from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
 from .smoke_check import SmokeCheck, SmokeCheckOptions
@@ -48,7 +49,7 @@ class Valkey(Construct):
     Repeat it for each Valkey of a chart (``Valkey(chart, "sessions")``,
     ``Valkey(chart, "queues", ...)``): names derive from each one's ``name``, and alerts select
     each one's series only. The keywords are :class:`ValkeyStatefulSet`'s props; the exporter
-    and alerts take theirs as one typed object each, and so do the opt-in parts (``smoke_check``).
+    and alerts take theirs as one typed object each, and so do the opt-in parts (``dashboard``, ``smoke_check``).
     The parts stay reachable as ``server``, ``exporter``, ``alerts`` (and ``smoke_check``) for
     wiring.
     """
@@ -60,6 +61,7 @@ class Valkey(Construct):
         *,
         exporter: ExporterOptions | None = None,
         alerts: AlertOptions | None = None,
+        dashboard: DashboardOptions | None = None,
         smoke_check: SmokeCheckOptions | None = None,
         **server: Unpack[ValkeyProps],
     ) -> None:
@@ -68,6 +70,9 @@ class Valkey(Construct):
             scrape interval, ...), see :class:`ExporterOptions`. Default: ``ExporterOptions()``.
         :param alerts: Props of the Alerts (thresholds, rule labels, alerts switched off or
             re-graded), see :class:`AlertOptions`. Default: ``AlertOptions()``.
+        :param dashboard: Render the :class:`Dashboard` ConfigMap for kube-prometheus-stack's
+            Grafana sidecar, with these options (``DashboardOptions()`` for the defaults); the
+            alerts then link to its panels. Default: none, no dashboard.
         :param smoke_check: Render the :class:`SmokeCheck` Job, which checks the live Valkey
             against this manifest after every sync (Argo CD PostSync hook; Flux re-creates it),
             with these options; ``SmokeCheckOptions()`` for the defaults. Default: none, no Job.
@@ -78,13 +83,20 @@ class Valkey(Construct):
         alerts = alerts if alerts is not None else AlertOptions()
         check_instance("exporter", exporter, ExporterOptions, "an ExporterOptions(...)")
         check_instance("alerts", alerts, AlertOptions, "an AlertOptions(...)")
+        if dashboard is not None:
+            check_instance("dashboard", dashboard, DashboardOptions, "a DashboardOptions(...)")
         if smoke_check is not None:
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         super().__init__(scope, id)
         # Same id as ours, so that the name defaults to it and errors about the id stay true.
         self.server = ValkeyStatefulSet(self, id, **server)
         self.exporter = ExporterSidecar(self, "Metrics", valkey=self.server, options=exporter)
-        self.alerts = Alerts(self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts)
+        self.dashboard: Dashboard | None = None
+        if dashboard is not None:
+            self.dashboard = Dashboard(self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard)
+        self.alerts = Alerts(
+            self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts, dashboard=self.dashboard
+        )
         self.smoke_check: SmokeCheck | None = None
         if smoke_check is not None:
             self.smoke_check = SmokeCheck(self, "SmokeCheck", valkey=self.server, options=smoke_check)
