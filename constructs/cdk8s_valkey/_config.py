@@ -1,10 +1,18 @@
 """valkey.conf: the text ValkeyStatefulSet renders, and the checks that keep it a file the server
-starts with."""
+starts with.
+
+The directive table (``data/valkey-8.1-directives.json``) is generated from a real valkey-server 8.1
+by ``python -m cdk8s_valkey._directives_gen``; see that module for how each fact is obtained.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+
+# The Valkey version the directive table, the defaults and the tests are made for (ADR 0005: 8.x).
+VALKEY_VERSION = "8.1"
+DIRECTIVES_FILE = f"valkey-{VALKEY_VERSION}-directives.json"
 
 # Directives the construct owns. Overriding any of them would silently break an ADR
 # guardrail or the manifest around the server, so extra_config refuses them.
