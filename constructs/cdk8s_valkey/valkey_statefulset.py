@@ -13,7 +13,7 @@ from cdk8s_plus_28 import k8s
 from constructs import Construct
 
 from . import _labels, _scripts
-from ._config import render_config
+from ._config import check_image, render_config
 from ._validation import (
     check_dns_label,
     check_dns_subdomain,
@@ -128,14 +128,18 @@ class ValkeyStatefulSet(Construct):
         auth_secret: SecretKeyRef | None = None,
         network_policy: bool = False,
         allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None = None,
+        allow_untested_image: bool = False,
     ) -> None:
         """
         :param name: Base name of every object (``<name>``, ``<name>-headless``,
             ``<name>-config``, ...) and the ``app.kubernetes.io/instance`` label. At most
             52 characters, the StatefulSet limit. Default: the construct id.
         :param image: Valkey image, pinned to an exact tag and optionally a digest
-            (``valkey/valkey:8.1.11@sha256:...``). Default: ``valkey/valkey:8.1.11``, the
-            newest 8.1 release when this library was made; upgrades are deliberate (ADR 0005).
+            (``valkey/valkey:8.1.11@sha256:...``). It must be a Valkey 8.x image (ADR 0005): the
+            repository's last path component ``valkey`` (a registry or mirror prefix is fine) and
+            an ``8.x.y`` tag, also beside a digest (``allow_untested_image`` lifts this).
+            Default: ``valkey/valkey:8.1.11``, the newest 8.1 release when this library was made;
+            upgrades are deliberate (ADR 0005).
         :param memory_limit: The container's memory request and limit (equal, so the pod
             is never the first to be evicted and the cgroup limit is what the entrypoint
             reads). At least 64 MiB. Default: 512 MiB, enough for sessions and BullMQ queues
@@ -160,7 +164,10 @@ class ValkeyStatefulSet(Construct):
         :param extra_config: More ``valkey.conf`` directives (``{"maxclients": "2000"}``).
             Directives that enforce a guardrail (``appendonly``, ``maxmemory-policy``,
             ``dir``, ``requirepass``, ...) are refused; ``save``, ``timeout`` and the other
-            rendered tunables are replaced in place. Default: none.
+            rendered tunables are replaced in place. Names and values are checked against Valkey
+            8.1's directive table (generated from the real server): an unknown name, a yes/no or
+            enumerated value the server refuses, or a number it cannot parse fails at synth
+            instead of crash-looping the pod. Default: none.
         :param auth_secret: An existing Secret key holding the password Valkey then requires
             (``requirepass``, with ``protected-mode yes``), e.g.
             ``SecretKeyRef(name="valkey-auth", key="password")``. The kubelet puts it in the
@@ -182,6 +189,13 @@ class ValkeyStatefulSet(Construct):
             Only with ``network_policy=True``; an empty list is refused (Kubernetes reads it as
             "from anywhere"). Default: every pod of the Valkey's own namespace
             (``podSelector: {}``), the clients ADR 0005 intends.
+        :param allow_untested_image: Accept an ``image`` this library is not tested with: another
+            major version (such as ``valkey/valkey:9.0.0``), a digest without a tag, or an image
+            whose repository is not named ``valkey``. The image is rendered as given, and
+            ``extra_config`` is then checked for the guardrails and the line syntax only, not
+            against the Valkey 8.1 directive table. Rehearse such an upgrade first (the upgrade
+            runbook in docs/operations.md). Default: false: only Valkey 8.x images, which the
+            entrypoint, probes, configuration and alerts are tested with (ADR 0005).
         """
         super().__init__(scope, id)
 
@@ -189,6 +203,7 @@ class ValkeyStatefulSet(Construct):
         self.name = check_dns_label("name", name if name is not None else id, max_length=52)
         self.image = image
         self.version = _image_version(image_tag("image", image))
+        check_image("image", image, allow_untested=allow_untested_image)
         memory_bytes = size_to_bytes(memory_limit)
         if memory_bytes < MIN_MEMORY_LIMIT_BYTES:
             raise ValueError(
@@ -244,6 +259,7 @@ class ValkeyStatefulSet(Construct):
             port=PORT,
             data_dir=DATA_DIR,
             auth=auth_secret is not None,
+            check_directives=not allow_untested_image,
         )
 
         self.namespace: str | None = cdk8s.Chart.of(self).namespace
