@@ -68,6 +68,7 @@ def test_wheel_is_self_contained(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "cdk8s_valkey/py.typed" in names
     assert "cdk8s_valkey/scripts/entrypoint.sh" in names
+    assert "cdk8s_valkey/data/valkey-8.1-directives.json" in names
     assert any(n.endswith("servicemonitor_comcoreosmonitoring@0.0.0.jsii.tgz") for n in names)
     assert any(n.endswith("prometheusrule_comcoreosmonitoring@0.0.0.jsii.tgz") for n in names)
     # Nothing at the top level but our package: no `imports`, no `constructs`, no `tests`.

@@ -40,6 +40,7 @@ class ValkeyProps(TypedDict, total=False):
     allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None
     pod: PodOptions | None
     service_annotations: Mapping[str, str] | None
+    allow_untested_image: bool
 
 
 class Valkey(Construct):

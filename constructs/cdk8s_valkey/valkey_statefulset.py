@@ -13,6 +13,7 @@ from cdk8s_plus_28 import k8s
 from constructs import Construct
 
 from . import _labels, _registry, _scripts
+from ._config import check_image, render_config
 from ._validation import (
     check_annotations,
     check_cpu,
@@ -64,43 +65,7 @@ AUTH_SCRIPT = "requirepass.sh"
 PASSWORD_ENV = "VALKEY_PASSWORD"
 CLI_PASSWORD_ENV = "REDISCLI_AUTH"
 
-# Directives the construct owns. Overriding any of them would silently break an ADR
-# guardrail or the manifest around the server, so extra_config refuses them.
-GUARDED_DIRECTIVES: Mapping[str, str] = {
-    "appendonly": "AOF persistence (ADR 0005)",
-    "appendfsync": "the 1 s durability window (ADR 0005)",
-    "aof-use-rdb-preamble": "fast restarts after a crash",
-    "appenddirname": "the AOF location on the volume",
-    "appendfilename": "the AOF location on the volume",
-    "maxmemory": "the memory ceiling the entrypoint computes from the cgroup limit (ADR 0005)",
-    "maxmemory-policy": "noeviction, which BullMQ requires (ADR 0005)",
-    "dir": "the data directory on the persistent volume",
-    "port": "the port the Services and probes use",
-    "bind": "reachability from the other pods of the namespace",
-    "protected-mode": "reachability from the other pods of the namespace",
-    "daemonize": "the server running in the foreground as PID 1",
-    "supervised": "the server running in the foreground as PID 1",
-    "logfile": "logs on stdout for kubectl logs",
-    "pidfile": "a read-only root filesystem",
-    "unixsocket": "a read-only root filesystem",
-    "include": "a configuration that is reviewable in one place",
-    "requirepass": "passwords out of ConfigMaps (auth_secret takes it from a Secret)",
-    "masterauth": "passwords staying out of ConfigMaps",
-    "user": "passwords staying out of ConfigMaps",
-    "aclfile": "passwords staying out of ConfigMaps",
-}
-_DIRECTIVE = re.compile(r"^[a-z][a-z0-9-]*$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-# The defaults we render, in file order; extra_config may replace the values of these.
-_TUNABLE_DEFAULTS: tuple[tuple[str, str, str], ...] = (
-    ("save", '""', "AOF is the persistence; RDB snapshots would add forks that double memory"),
-    ("auto-aof-rewrite-percentage", "100", "rewrite when the AOF has doubled since the last rewrite"),
-    ("auto-aof-rewrite-min-size", "64mb", ""),
-    ("tcp-keepalive", "60", "drop dead clients (BullMQ workers that vanished) within minutes"),
-    ("timeout", "0", "BullMQ keeps blocking connections idle for long periods"),
-    ("loglevel", "notice", ""),
-)
 
 
 @dataclass(frozen=True)
@@ -178,14 +143,18 @@ class ValkeyStatefulSet(Construct):
         allowed_clients: Sequence[k8s.NetworkPolicyPeer] | None = None,
         pod: PodOptions | None = None,
         service_annotations: Mapping[str, str] | None = None,
+        allow_untested_image: bool = False,
     ) -> None:
         """
         :param name: Base name of every object (``<name>``, ``<name>-headless``,
             ``<name>-config``, ...) and the ``app.kubernetes.io/instance`` label. At most
             52 characters, the StatefulSet limit. Default: the construct id.
         :param image: Valkey image, pinned to an exact tag and optionally a digest
-            (``valkey/valkey:8.1.11@sha256:...``). Default: ``valkey/valkey:8.1.11``, the
-            newest 8.1 release when this library was made; upgrades are deliberate (ADR 0005).
+            (``valkey/valkey:8.1.11@sha256:...``). It must be a Valkey 8.x image (ADR 0005): the
+            repository's last path component ``valkey`` (a registry or mirror prefix is fine) and
+            an ``8.x.y`` tag, also beside a digest (``allow_untested_image`` lifts this).
+            Default: ``valkey/valkey:8.1.11``, the newest 8.1 release when this library was made;
+            upgrades are deliberate (ADR 0005).
         :param memory_limit: The container's memory request and limit (equal, so the pod
             is never the first to be evicted and the cgroup limit is what the entrypoint
             reads). At least 64 MiB. Default: 512 MiB, enough for sessions and BullMQ queues
@@ -213,7 +182,10 @@ class ValkeyStatefulSet(Construct):
         :param extra_config: More ``valkey.conf`` directives (``{"maxclients": "2000"}``).
             Directives that enforce a guardrail (``appendonly``, ``maxmemory-policy``,
             ``dir``, ``requirepass``, ...) are refused; ``save``, ``timeout`` and the other
-            rendered tunables are replaced in place. Default: none.
+            rendered tunables are replaced in place. Names and values are checked against Valkey
+            8.1's directive table (generated from the real server): an unknown name, a yes/no or
+            enumerated value the server refuses, or a number it cannot parse fails at synth
+            instead of crash-looping the pod. Default: none.
         :param auth_secret: An existing Secret key holding the password Valkey then requires
             (``requirepass``, with ``protected-mode yes``), e.g.
             ``SecretKeyRef(name="valkey-auth", key="password")``. The kubelet puts it in the
@@ -240,6 +212,13 @@ class ValkeyStatefulSet(Construct):
             :class:`PodOptions`. Default: none of them; the pod schedules anywhere.
         :param service_annotations: Annotations of the client Service ``<name>`` (a service
             mesh, an internal load balancer). Default: none.
+        :param allow_untested_image: Accept an ``image`` this library is not tested with: another
+            major version (such as ``valkey/valkey:9.0.0``), a digest without a tag, or an image
+            whose repository is not named ``valkey``. The image is rendered as given, and
+            ``extra_config`` is then checked for the guardrails and the line syntax only, not
+            against the Valkey 8.1 directive table. Rehearse such an upgrade first (the upgrade
+            runbook in docs/operations.md). Default: false: only Valkey 8.x images, which the
+            entrypoint, probes, configuration and alerts are tested with (ADR 0005).
         """
         super().__init__(scope, id)
 
@@ -247,6 +226,7 @@ class ValkeyStatefulSet(Construct):
         self.name = _resolve_name(name, id)
         self.image = image
         self.version = _image_version(image_tag("image", image))
+        check_image("image", image, allow_untested=allow_untested_image)
         memory_bytes = size_to_bytes(check_size("memory_limit", memory_limit))
         if memory_bytes < MIN_MEMORY_LIMIT_BYTES:
             raise ValueError(
@@ -284,7 +264,13 @@ class ValkeyStatefulSet(Construct):
             check_instance("pod", pod, PodOptions, "a PodOptions(...)")
         self.pod = pod or PodOptions()
         self._service_annotations = check_annotations("service_annotations", service_annotations or {})
-        self.config_text = render_config(extra_config or {}, auth=auth_secret is not None)
+        self.config_text = render_config(
+            extra_config or {},
+            port=PORT,
+            data_dir=DATA_DIR,
+            auth=auth_secret is not None,
+            check_directives=not allow_untested_image,
+        )
 
         self.namespace: str | None = cdk8s.Chart.of(self).namespace
         self.port = PORT
@@ -559,64 +545,6 @@ class ValkeyStatefulSet(Construct):
                 ),
             ),
         )
-
-
-def render_config(extra_config: Mapping[str, str], *, auth: bool = False) -> str:
-    """The ``valkey.conf`` text: guardrails first, then tunables, then the caller's extras.
-
-    With ``auth``, ``protected-mode yes``: the password itself is never in this text, the
-    container hands it to valkey-server on stdin at start (``requirepass.sh``)."""
-    extras = dict(extra_config)
-    for key, value in extras.items():
-        if not _DIRECTIVE.match(key):
-            raise ValueError(
-                f"extra_config: {key!r} is not a valkey.conf directive name; "
-                "use lower-case letters, digits and '-' (for example 'maxclients')"
-            )
-        if key in GUARDED_DIRECTIVES:
-            raise ValueError(
-                f"extra_config: {key!r} is set by ValkeyStatefulSet to keep {GUARDED_DIRECTIVES[key]}; "
-                "remove it from extra_config (any other directive is allowed)"
-            )
-        if "\n" in value or "\r" in value or not value.strip():
-            raise ValueError(f"extra_config: {key!r} has value {value!r}; use a single non-empty line")
-    if auth:
-        network = [
-            "# Network: AUTH required. requirepass comes from the Secret at start, on stdin",
-            "# (requirepass.sh), never from this file.",
-        ]
-    else:
-        network = ["# Network: no AUTH yet (ADR 0005); any pod that reaches the Service can connect."]
-    lines = [
-        "# valkey.conf rendered by cdk8s_valkey (ADR 0005). maxmemory is not set here:",
-        "# entrypoint.sh computes it at start from the container's cgroup memory limit.",
-        "",
-        *network,
-        "bind * -::*",
-        f"protected-mode {'yes' if auth else 'no'}",
-        f"port {PORT}",
-        "daemonize no",
-        'logfile ""',
-        "",
-        "# Persistence: AOF fsync every second; restarts load an RDB preamble first.",
-        f"dir {DATA_DIR}",
-        "appendonly yes",
-        "appendfsync everysec",
-        "aof-use-rdb-preamble yes",
-        'appenddirname "appendonlydir"',
-        "",
-        "# Memory: refuse writes at maxmemory instead of evicting keys (BullMQ needs it).",
-        "maxmemory-policy noeviction",
-        "",
-    ]
-    for key, default, why in _TUNABLE_DEFAULTS:
-        if why:
-            lines.append(f"# {why}")
-        lines.append(f"{key} {extras.pop(key, default)}")
-    if extras:
-        lines += ["", "# extra_config"]
-        lines += [f"{key} {value}" for key, value in sorted(extras.items())]
-    return "\n".join(lines) + "\n"
 
 
 def _check_clients(
