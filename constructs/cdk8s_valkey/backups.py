@@ -254,7 +254,8 @@ class Backups(Construct):
                 f"data-{valkey.name}-0"
             )
         group = options.group if options.group is not None else _default_group(valkey)
-        if claim.metadata.get_label(SOURCE_LABEL) is not None:
+        claim_metadata = claim.metadata  # one jsii round trip, reused below
+        if claim_metadata.get_label(SOURCE_LABEL) is not None:
             raise ValueError(
                 f"valkey: {valkey.name!r} already has Backups (its claim carries {SOURCE_LABEL}); "
                 "give each Valkey at most one Backups"
@@ -277,7 +278,7 @@ class Backups(Construct):
             self._job("Backup", self.backup_job_name, _longhorn.RecurringJobSpecTask.BACKUP, options.backup)
         self.claim_labels = {SOURCE_LABEL: ENABLED, f"{GROUP_LABEL_PREFIX}{group}": ENABLED}
         for key, value in self.claim_labels.items():
-            claim.metadata.add_label(key, value)
+            claim_metadata.add_label(key, value)
 
     def _job(self, id: str, name: str, task: _longhorn.RecurringJobSpecTask, schedule: RecurringJobSchedule) -> None:
         _longhorn.RecurringJob(
