@@ -1,6 +1,6 @@
 """Validate synthesized custom resources against the openAPIV3Schema of their CRD.
 
-The CRDs are the unmodified prometheus-operator files in ``conftest.SHARED_CRDS`` (set
+The CRDs are the unmodified prometheus-operator and Longhorn (RecurringJob) files in ``conftest.SHARED_CRDS`` (set
 ``VALKEY_CRDS_DIR`` to use another directory). What the API server would enforce and plain
 ``jsonschema`` would not, this module adds to a copy of each schema:
 
@@ -34,7 +34,8 @@ HOW_TO_GET_CRDS = (
     "the prometheus-operator CRDs (v0.93.0) are not in {dir}: download "
     "monitoring.coreos.com_servicemonitors.yaml and monitoring.coreos.com_prometheusrules.yaml from "
     "https://raw.githubusercontent.com/prometheus-operator/prometheus-operator/v0.93.0/"
-    "example/prometheus-operator-crd/ into a directory and set VALKEY_CRDS_DIR to it"
+    "example/prometheus-operator-crd/, and the recurringjobs.longhorn.io CRD from Longhorn v1.12.1's "
+    "deploy/longhorn.yaml as longhorn.io_recurringjobs.yaml, into a directory and set VALKEY_CRDS_DIR to it"
 )
 
 # Metadata fields our objects set; Kubernetes validates ObjectMeta itself, this mirrors the
