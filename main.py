@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import cdk8s
 
-from cdk8s_valkey import AlertOptions, DashboardOptions, ExporterOptions, SmokeCheckOptions, Valkey
+from cdk8s_valkey import AlertOptions, BackupOptions, DashboardOptions, ExporterOptions, SmokeCheckOptions, Valkey
 
 STORAGE_CLASS = "longhorn"
 # BullMQ queues whose depth is exported and alerted on.
@@ -29,12 +29,25 @@ class Environment:
     storage_size: cdk8s.Size
     # Staging rehearses the NetworkPolicy before production turns it on.
     network_policy: bool
+    # Longhorn schedules for the data claim; staging's data is disposable.
+    backups: BackupOptions | None
 
 
 # Production keeps the chart id of 0.1 (dist/valkey.k8s.yaml), so its GitOps application
 # keeps pointing at the same file.
-STAGING = Environment("valkey-staging", "apps-staging", cdk8s.Size.mebibytes(512), cdk8s.Size.gibibytes(5), True)
-PRODUCTION = Environment("valkey", "apps", cdk8s.Size.gibibytes(1), cdk8s.Size.gibibytes(10), False)
+STAGING = Environment(
+    "valkey-staging", "apps-staging", cdk8s.Size.mebibytes(512), cdk8s.Size.gibibytes(5), True, backups=None
+)
+PRODUCTION = Environment(
+    "valkey",
+    "apps",
+    cdk8s.Size.gibibytes(1),
+    cdk8s.Size.gibibytes(10),
+    False,
+    # Hourly snapshots on the cluster's own disks. The off-cluster backup schedule needs a
+    # Longhorn backup target (docs/operations.md); set backup= here once it exists.
+    backups=BackupOptions(backup=None),
+)
 ENVIRONMENTS = (STAGING, PRODUCTION)
 
 
@@ -51,6 +64,7 @@ def build(app: cdk8s.App, env: Environment) -> cdk8s.Chart:
         exporter=ExporterOptions(bullmq_queues=BULLMQ_QUEUES, service_monitor_labels=PROMETHEUS_LABELS),
         alerts=AlertOptions(rule_labels=PROMETHEUS_LABELS),
         dashboard=DashboardOptions(),
+        backups=env.backups,
         # ADR 0005: smoke tests before promoting; the Job runs after every sync of each file.
         smoke_check=SmokeCheckOptions(),
     )

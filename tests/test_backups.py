@@ -9,7 +9,6 @@ import cdk8s
 import pytest
 from _crd_schema import crd_errors, validate_crd_object
 from _synth import find, new_chart, objects
-from cdk8s_plus_28 import k8s
 
 from cdk8s_valkey import ValkeyStatefulSet
 from cdk8s_valkey.backups import (
@@ -23,15 +22,7 @@ LONGHORN_API = "longhorn.io/v1beta2"
 
 
 def new_valkey(chart: cdk8s.Chart, name: str = "valkey") -> ValkeyStatefulSet:
-    valkey = ValkeyStatefulSet(chart, name)
-    if not hasattr(valkey, "claim"):
-        # Stand-in until issue 10's standalone claim is merged: the same object (PVC
-        # data-<name>-0) and attribute (valkey.claim) that ValkeyStatefulSet then provides.
-        # Delete this branch with the merge.
-        valkey.claim = k8s.KubePersistentVolumeClaim(  # type: ignore[attr-defined]
-            valkey, "ClaimStandIn", metadata=k8s.ObjectMeta(name=f"data-{valkey.name}-0")
-        )
-    return valkey
+    return ValkeyStatefulSet(chart, name)
 
 
 def render(namespace: str | None = "apps", name: str = "valkey", **options: Any) -> list[dict[str, Any]]:
@@ -116,8 +107,6 @@ def test_the_schema_check_refuses_what_longhorn_1_12_does_not_know() -> None:
 def test_claim_joins_the_group() -> None:
     chart = new_chart("apps")
     valkey = ValkeyStatefulSet(chart, "valkey")
-    if not hasattr(valkey, "claim"):
-        pytest.skip("needs issue 10's standalone claim (ValkeyStatefulSet.claim): runs once the lead merges it")
     backups = Backups(chart, "backups", valkey=valkey)
     claim = find(objects(chart), "PersistentVolumeClaim", "data-valkey-0")
     assert backups.claim_labels == {
@@ -127,14 +116,6 @@ def test_claim_joins_the_group() -> None:
     assert backups.claim_labels.items() <= claim["metadata"]["labels"].items()
     sts = find(objects(chart), "StatefulSet")
     assert "volumeClaimTemplates" not in sts["spec"], "the labels must be on a claim that GitOps keeps in sync"
-
-
-def test_claim_labels_on_the_stand_in() -> None:
-    """The labels themselves, whatever claim object carries them (the stand-in until the merge)."""
-    claim = find(render(), "PersistentVolumeClaim", "data-valkey-0")
-    assert claim["metadata"]["labels"]["recurring-job.longhorn.io/source"] == "enabled"
-    assert claim["metadata"]["labels"]["recurring-job-group.longhorn.io/apps-valkey"] == "enabled"
-    assert claim["metadata"]["namespace"] == "apps"
 
 
 def test_group_is_unique_per_namespace() -> None:
@@ -411,19 +392,6 @@ def test_one_backups_per_valkey() -> None:
         "give each Valkey at most one Backups"
     )
     assert chart.node.try_find_child("more") is None, "validation runs before any child is defined"
-
-
-def test_needs_the_standalone_claim() -> None:
-    chart = new_chart("apps")
-    valkey = ValkeyStatefulSet(chart, "valkey")
-    if hasattr(valkey, "claim"):
-        pytest.skip("ValkeyStatefulSet renders the standalone claim now: remove this guard and test")
-    with pytest.raises(ValueError) as raised:
-        Backups(chart, "backups", valkey=valkey)
-    assert str(raised.value) == (
-        "valkey: 'valkey' has no standalone data claim (ValkeyStatefulSet.claim), so its volume cannot join a "
-        "Longhorn group; use a ValkeyStatefulSet that renders PersistentVolumeClaim data-valkey-0"
-    )
 
 
 def test_names_are_dns_labels() -> None:

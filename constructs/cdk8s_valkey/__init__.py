@@ -1,6 +1,7 @@
 """cdk8s constructs for ADR 0005: Valkey on Kubernetes as plain, reviewable YAML."""
 
 from .alerts import AlertOptions, Alerts
+from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
@@ -12,11 +13,14 @@ from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 __all__ = [
     "AlertOptions",
     "Alerts",
+    "BackupOptions",
+    "Backups",
     "Dashboard",
     "DashboardOptions",
     "ExporterOptions",
     "ExporterSidecar",
     "PodOptions",
+    "RecurringJobSchedule",
     "SecretKeyRef",
     "SmokeCheck",
     "SmokeCheckOptions",

@@ -25,8 +25,9 @@ class _Names(Construct):
         self.owners: dict[_Key, str] = {}
 
 
-def register(construct: Construct, objects: Iterable[tuple[str, str]]) -> None:
-    """Record the ``(kind, name)`` objects ``construct`` renders into its chart's namespace.
+def register(construct: Construct, objects: Iterable[tuple[str, str]], *, namespace: str | None = None) -> None:
+    """Record the ``(kind, name)`` objects ``construct`` renders into ``namespace`` (default: its
+    chart's).
 
     Raises before anything is recorded when one of them is already rendered by another
     construct of the same app."""
@@ -34,7 +35,7 @@ def register(construct: Construct, objects: Iterable[tuple[str, str]]) -> None:
     root = node.root
     holder = root.node.try_find_child(_HOLDER_ID)
     owners = (holder if isinstance(holder, _Names) else _Names(cast(Construct, root))).owners
-    namespace = cdk8s.Chart.of(construct).namespace
+    namespace = namespace if namespace is not None else cdk8s.Chart.of(construct).namespace
     keys = [(kind, namespace, name) for kind, name in objects]
     for key in keys:
         if key in owners:

@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 
 import cdk8s
-from cdk8s_plus_28 import k8s
 from constructs import Construct
 
-from . import _labels
+from . import _labels, _registry
 from ._imports.cdk8s_valkey_longhorn.io import longhorn as _longhorn
 from ._validation import check_dns_label
 from .valkey_statefulset import ValkeyStatefulSet
@@ -244,15 +243,8 @@ class Backups(Construct):
         options = options if options is not None else BackupOptions()
         if not isinstance(options, BackupOptions):
             raise ValueError(f"options: {options!r} is not a BackupOptions; pass BackupOptions(...) or None")
-        # The standalone data claim of the day-2 design (issue 10); a volumeClaimTemplate cannot
-        # take the labels, because Kubernetes stamps a template's labels only on a new claim.
-        claim: k8s.KubePersistentVolumeClaim | None = getattr(valkey, "claim", None)
-        if claim is None:
-            raise ValueError(
-                f"valkey: {valkey.name!r} has no standalone data claim (ValkeyStatefulSet.claim), so its volume "
-                "cannot join a Longhorn group; use a ValkeyStatefulSet that renders PersistentVolumeClaim "
-                f"data-{valkey.name}-0"
-            )
+        # The standalone claim's labels apply on every sync; a claim template's only at creation.
+        claim = valkey.claim
         group = options.group if options.group is not None else _default_group(valkey)
         claim_metadata = claim.metadata  # one jsii round trip, reused below
         if claim_metadata.get_label(SOURCE_LABEL) is not None:
@@ -268,13 +260,18 @@ class Backups(Construct):
         self.snapshot = options.snapshot
         self.backup = options.backup
         self.labels = _labels.common_labels(valkey.name, valkey.version, COMPONENT)
-        self.snapshot_job_name: str | None = None
-        self.backup_job_name: str | None = None
+        self.snapshot_job_name = f"{group}{SNAPSHOT_SUFFIX}" if options.snapshot is not None else None
+        self.backup_job_name = f"{group}{BACKUP_SUFFIX}" if options.backup is not None else None
+        _registry.register(
+            self,
+            [("RecurringJob", n) for n in (self.snapshot_job_name, self.backup_job_name) if n is not None],
+            namespace=self.longhorn_namespace,
+        )
         if options.snapshot is not None:
-            self.snapshot_job_name = f"{group}{SNAPSHOT_SUFFIX}"
+            assert self.snapshot_job_name is not None
             self._job("Snapshot", self.snapshot_job_name, _longhorn.RecurringJobSpecTask.SNAPSHOT, options.snapshot)
         if options.backup is not None:
-            self.backup_job_name = f"{group}{BACKUP_SUFFIX}"
+            assert self.backup_job_name is not None
             self._job("Backup", self.backup_job_name, _longhorn.RecurringJobSpecTask.BACKUP, options.backup)
         self.claim_labels = {SOURCE_LABEL: ENABLED, f"{GROUP_LABEL_PREFIX}{group}": ENABLED}
         for key, value in self.claim_labels.items():

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from ._validation import check_instance
 from .alerts import AlertOptions, Alerts
+from .backups import BackupOptions, Backups
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
@@ -50,9 +51,9 @@ class Valkey(Construct):
     Repeat it for each Valkey of a chart (``Valkey(chart, "sessions")``,
     ``Valkey(chart, "queues", ...)``): names derive from each one's ``name``, and alerts select
     each one's series only. The keywords are :class:`ValkeyStatefulSet`'s props; the exporter
-    and alerts take theirs as one typed object each, and so do the opt-in parts (``dashboard``, ``smoke_check``).
-    The parts stay reachable as ``server``, ``exporter``, ``alerts`` (and ``smoke_check``) for
-    wiring.
+    and alerts take theirs as one typed object each, and so do the opt-in parts (``dashboard``,
+    ``backups``, ``smoke_check``: none by default). The parts stay reachable under the same
+    attribute names (and ``server``) for wiring.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Valkey(Construct):
         exporter: ExporterOptions | None = None,
         alerts: AlertOptions | None = None,
         dashboard: DashboardOptions | None = None,
+        backups: BackupOptions | None = None,
         smoke_check: SmokeCheckOptions | None = None,
         **server: Unpack[ValkeyProps],
     ) -> None:
@@ -74,6 +76,9 @@ class Valkey(Construct):
         :param dashboard: Render the :class:`Dashboard` ConfigMap for kube-prometheus-stack's
             Grafana sidecar, with these options (``DashboardOptions()`` for the defaults); the
             alerts then link to its panels. Default: none, no dashboard.
+        :param backups: Render Longhorn RecurringJobs (snapshots, backups) for the data claim,
+            which joins their group, see :class:`BackupOptions`. Default: none, no schedule
+            (ADR 0005 deferred backups).
         :param smoke_check: Render the :class:`SmokeCheck` Job, which checks the live Valkey
             against this manifest after every sync (Argo CD PostSync hook; Flux re-creates it),
             with these options; ``SmokeCheckOptions()`` for the defaults. Default: none, no Job.
@@ -86,6 +91,8 @@ class Valkey(Construct):
         check_instance("alerts", alerts, AlertOptions, "an AlertOptions(...)")
         if dashboard is not None:
             check_instance("dashboard", dashboard, DashboardOptions, "a DashboardOptions(...)")
+        if backups is not None:
+            check_instance("backups", backups, BackupOptions, "a BackupOptions(...)")
         if smoke_check is not None:
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         super().__init__(scope, id)
@@ -98,6 +105,7 @@ class Valkey(Construct):
         self.alerts = Alerts(
             self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts, dashboard=self.dashboard
         )
+        self.backups = Backups(self, "Backups", valkey=self.server, options=backups) if backups is not None else None
         self.smoke_check: SmokeCheck | None = None
         if smoke_check is not None:
             self.smoke_check = SmokeCheck(self, "SmokeCheck", valkey=self.server, options=smoke_check)
