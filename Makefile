@@ -1,6 +1,8 @@
 # The README's two commands. Both work on a fresh Debian machine with Python 3.11 and Node 20.
 #   make synth   install the runtime dependencies, then `cdk8s synth` into dist/
 #   make test    install the test tools too, then run every test (pytest: also mypy and ruff)
+# And, for maintainers:
+#   make imports regenerate imports/ (the CRD bindings) from local CRD files, offline
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -13,7 +15,18 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 APT_PACKAGES := prometheus prometheus-redis-exporter redis-tools shellcheck
 APT_BINARIES := promtool prometheus prometheus-redis-exporter redis-benchmark shellcheck
 
-.PHONY: synth test deps dev-deps system-deps bench
+# CRD bindings: one `module:=file` pair per CRD, the file read from CRDS_DIR. Each module is
+# written to IMPORTS_DIR/<module>; the package sees imports/ through the symlink
+# constructs/cdk8s_valkey/_imports. cdk8s.yaml lists the same CRDs by upstream address, for
+# `npx cdk8s import` with internet. tests/test_imports.py checks that this reproduces imports/.
+CRDS_DIR ?= ../shared/crds
+IMPORTS_DIR ?= imports
+CRD_IMPORTS := \
+	cdk8s_valkey_servicemonitor:=monitoring.coreos.com_servicemonitors.yaml \
+	cdk8s_valkey_prometheusrule:=monitoring.coreos.com_prometheusrules.yaml \
+	cdk8s_valkey_longhorn:=longhorn.io_recurringjobs.yaml
+
+.PHONY: synth test deps dev-deps system-deps bench imports
 
 synth: deps
 	npx --no-install cdk8s synth --no-check-upgrade
@@ -23,6 +36,22 @@ test: dev-deps system-deps
 
 bench: dev-deps system-deps
 	$(VENV)/bin/python -m bench
+
+# Uses the installed cdk8s CLI and never installs one: `npm ci` empties node_modules first,
+# which is shared (symlinked) in some checkouts. One `cdk8s import` per CRD: the CLI imports
+# only the first spec it is given. Each module directory is removed first, so no file of an
+# older import survives.
+imports:
+	@test -x node_modules/.bin/cdk8s || { echo "node_modules/.bin/cdk8s is missing: run make deps first" >&2; exit 1; }
+	@test -d "$(CRDS_DIR)" || { echo "CRDS_DIR=$(CRDS_DIR) is not a directory: point it at the CRD files (make imports CRDS_DIR=...)" >&2; exit 1; }
+	@set -e; for pair in $(CRD_IMPORTS); do \
+	  module=$${pair%%:=*}; file=$(CRDS_DIR)/$${pair#*:=}; \
+	  test -f "$$file" || { echo "$$file: not found (CRDS_DIR=$(CRDS_DIR))" >&2; exit 1; }; \
+	  echo "cdk8s import $$module:=$$file -> $(IMPORTS_DIR)/$$module"; \
+	  rm -rf "$(IMPORTS_DIR)/$$module"; \
+	  npx --no-install cdk8s import --no-save --no-check-upgrade --language python \
+	    --output "$(IMPORTS_DIR)" "$$module:=$$file" >/dev/null; \
+	done
 
 deps: $(VENV)/.deps node_modules/.package-lock.json
 
