@@ -113,7 +113,8 @@ def test_consumer_app_from_a_fresh_environment(wheel: Path, tmp_path: Path) -> N
     queues = next(o for o in production if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "queues")
     pod = queues["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == "data-critical" and pod["tolerations"][0]["key"] == "dedicated"
-    assert {"NetworkPolicy", "PersistentVolumeClaim"} <= {o["kind"] for o in production}
+    assert {"NetworkPolicy", "PersistentVolumeClaim", "RecurringJob"} <= {o["kind"] for o in production}
+    assert any(o["kind"] == "ConfigMap" and o["metadata"]["name"] == "queues-dashboard" for o in production)
     for objs in outputs.values():
         rules = {
             o["metadata"]["name"]: {r["alert"] for g in o["spec"]["groups"] for r in g["rules"]}
@@ -124,7 +125,7 @@ def test_consumer_app_from_a_fresh_environment(wheel: Path, tmp_path: Path) -> N
         assert "ValkeyDown" in rules["sessions"] and "ValkeyAdrRevisitThroughput" not in rules["sessions"]
         assert "ValkeyAdrRevisitThroughput" in rules.get("queues", {"ValkeyAdrRevisitThroughput"})
         for obj in objs:
-            if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            if obj["apiVersion"].startswith(("monitoring.coreos.com/", "longhorn.io/")):
                 validate_crd_object(obj)
             else:
                 kubernetes_validate.validate(obj, "1.28", strict=True)
