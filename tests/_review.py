@@ -32,6 +32,13 @@ def edited(objs: Objects, kind: str, name: str | None, edit: Callable[[dict[str,
     return out
 
 
+def pod_container(sts: dict[str, Any], name: str = "valkey") -> dict[str, Any]:
+    """A container of a StatefulSet's pod template, itself (not a copy) so tests can edit it."""
+    (hit,) = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    container: dict[str, Any] = hit
+    return container
+
+
 def findings_for(report: Report, kind: str, name: str | None = None) -> list[Finding]:
     (hit,) = [o for o in report.objects if o.key.kind == kind and (name is None or o.key.name == name)]
     return list(hit.findings)
@@ -47,9 +54,17 @@ def only(report: Report, kind: str, verdict: Verdict, name: str | None = None) -
     return hit
 
 
-def review_edit(kind: str, name: str | None, edit: Callable[[dict[str, Any]], object], case: str = "no-change") -> Report:
-    old = rendering(case)
+def review_edit(
+    kind: str, name: str | None, edit: Callable[[dict[str, Any]], object], old: Objects | None = None
+) -> Report:
+    """The review of one object edited in a rendering (default: the app in the claim design)."""
+    old = rendering() if old is None else old
     return review(old, edited(old, kind, name, edit))
+
+
+def template_design() -> Objects:
+    """The app's Valkey objects as library 0.1.0 rendered them: the claim in volumeClaimTemplates."""
+    return rendering("rejected-migration-to-claim-object", "old")
 
 
 def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -72,7 +72,9 @@ def _git(repo: Path, *args: str) -> None:
         [require_binary("git"), "-C", str(repo), *args],
         check=True,
         capture_output=True,
-        env=dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"),
+        env=dict(
+            os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+        ),
     )
 
 
@@ -179,5 +181,11 @@ def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> N
         main(["review", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for line in ("0   safe", "1   restarts", "2   rejected or data at risk", "3   --git REV names no commit", "64  usage"):
+    for line in (
+        "0   safe",
+        "1   restarts",
+        "2   rejected or data at risk",
+        "3   --git REV names no commit",
+        "64  usage",
+    ):
         assert line in out
