@@ -116,8 +116,22 @@ def test_claim_template_labels_are_rejected_and_the_claim_is_labelled_instead() 
     finding = only(report, "StatefulSet", Verdict.REJECTED)
     assert finding.procedure == (
         "revert it and label the existing claim: "
-        "`kubectl -n apps label pvc data-valkey-0 recurring-job.longhorn.io/source=...`"
+        "`kubectl -n apps label pvc data-valkey-0 recurring-job.longhorn.io/source=enabled`"
     )
+
+
+def test_claim_template_shrink_is_rejected_without_a_patch_to_run() -> None:
+    report = review_edit(
+        "StatefulSet",
+        None,
+        lambda s: _template(s)["spec"]["resources"]["requests"].update(storage="5Gi"),
+        template_design(),
+    )
+    finding = only(report, "StatefulSet", Verdict.REJECTED)
+    assert finding.reason.endswith(
+        "Claims never shrink: after the procedure the existing claim `data-valkey-0` keeps `10Gi` anyway"
+    )
+    assert finding.procedure == "revert to 10Gi or more"
 
 
 def test_ordinals_start_renames_the_template_claim_so_data_is_at_risk() -> None:

@@ -81,8 +81,8 @@ def changed(ctx: Context, old: Manifest, new: Manifest) -> list[Finding]:
         a, b = old_data.get(key), new_data.get(key)
         if a == b:
             continue
-        if key.endswith(".conf") and a is not None and b is not None:
-            out += valkey_conf.findings(valkey_conf.diff(a, b), applied, verdict)
+        if users and key.endswith(".conf") and a is not None and b is not None:
+            out += valkey_conf.findings(valkey_conf.diff(a, b), applied, verdict, key)
         elif users:
             out.append(Finding(verdict, f"{pod_template.file_change(key, a, b)}{applied}"))
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from . import generic, pod_template
+from . import _quantity, generic, pod_template
 from ._context import (
     Context,
     claims_of,
@@ -20,7 +20,7 @@ from ._context import (
     namespace_of,
     template_claim_names,
 )
-from ._diff import by_name, get, leaves, show
+from ._diff import MISSING, by_name, get, leaves, show
 from ._model import Finding, Manifest, Verdict
 
 # ValidateStatefulSetUpdate: the spec fields an update may change.
@@ -131,7 +131,16 @@ def _claim_template_change(old: Manifest, name: str, a: Manifest, b: Manifest, p
     out = []
     for leaf in leaves(a, b):
         what = f"claim template `{name}`: {leaf.describe()} {_FROZEN}"
-        if leaf.path == "spec.resources.requests.storage":
+        if leaf.path == "spec.resources.requests.storage" and _shrinks(leaf.old, leaf.new):
+            out.append(
+                Finding(
+                    Verdict.REJECTED,
+                    f"{what}. Claims never shrink: after the procedure the existing {_names(claims)} keeps "
+                    f"{show(leaf.old)} anyway",
+                    f"revert to {leaf.old} or more",
+                )
+            )
+        elif leaf.path == "spec.resources.requests.storage":
             patch = json.dumps({"spec": {"resources": {"requests": {"storage": leaf.new}}}}, separators=(",", ":"))
             grow = " ".join(f"`{kubectl(old)} patch pvc {c} -p '{patch}'`" for c in claims)
             out.append(
@@ -159,12 +168,22 @@ def _claim_template_change(old: Manifest, name: str, a: Manifest, b: Manifest, p
                     Verdict.REJECTED,
                     f"{what}. Template labels are stamped on a claim once, when it is created",
                     f"revert it and label the existing claim: `{kubectl(old)} label pvc {claims[0]} "
-                    f"{leaf.path.removeprefix('metadata.labels.')}=...`",
+                    f"{_label_arg(leaf.path.removeprefix('metadata.labels.'), leaf.new)}`",
                 )
             )
         else:
             out.append(Finding(Verdict.REJECTED, what, procedure))
     return out
+
+
+def _shrinks(old: object, new: object) -> bool:
+    before, after = _quantity.parse(old), _quantity.parse(new)
+    return before is not None and after is not None and after < before
+
+
+def _label_arg(key: str, value: object) -> str:
+    """``kubectl label`` argument: ``key=value``, or ``key-`` to remove it."""
+    return f"{key}-" if value is MISSING else f"{key}={value}"
 
 
 def _replicas(old: Manifest, new: Manifest) -> list[Finding]:

@@ -60,9 +60,11 @@ def diff(old_text: str, new_text: str) -> list[DirectiveChange]:
     return changes
 
 
-def findings(changes: list[DirectiveChange], applied: str, verdict: Verdict) -> list[Finding]:
-    """A finding per changed directive: data at risk for a guardrail, else ``verdict``;
-    ``applied`` says when the change takes effect."""
+def findings(
+    changes: list[DirectiveChange], applied: str, verdict: Verdict, file: str = "valkey.conf"
+) -> list[Finding]:
+    """A finding per changed directive of ``file``: data at risk for a guardrail, else
+    ``verdict``; ``applied`` says when the change takes effect."""
     out = []
     for change in changes:
         guardrail = DATA_GUARDRAILS.get(change.name)
@@ -70,10 +72,10 @@ def findings(changes: list[DirectiveChange], applied: str, verdict: Verdict) -> 
             out.append(
                 Finding(
                     Verdict.DATA_AT_RISK,
-                    f"valkey.conf {change.describe()}: a guardrail, {guardrail}",
+                    f"{file} {change.describe()}: a guardrail, {guardrail}",
                     "revert it; the library refuses this directive in extra_config for that reason",
                 )
             )
         else:
-            out.append(Finding(verdict, f"valkey.conf {change.describe()}{applied}"))
+            out.append(Finding(verdict, f"{file} {change.describe()}{applied}"))
     return out
