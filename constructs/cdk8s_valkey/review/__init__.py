@@ -1,0 +1,26 @@
+"""Review a change of rendered manifests (``dist/``): for every added, removed or changed
+object, a verdict (safe, restarts, rejected, data at risk) and its reasons, as Markdown.
+
+``python -m cdk8s_valkey review OLD NEW`` or ``python -m cdk8s_valkey review --git REV [DIST]``;
+from Python, ``review(old_objects, new_objects)`` returns a :class:`Report`.
+"""
+
+from ._load import ManifestError, NoRevisionError, load_git, load_path, parse
+from ._model import Finding, ObjectKey, ObjectReview, Report, Verdict
+from ._review import review
+from .guard import guard_claims
+
+__all__ = [
+    "Finding",
+    "ManifestError",
+    "NoRevisionError",
+    "ObjectKey",
+    "ObjectReview",
+    "Report",
+    "Verdict",
+    "guard_claims",
+    "load_git",
+    "load_path",
+    "parse",
+    "review",
+]

@@ -1,0 +1,99 @@
+"""Reading renderings: files, directories of ``*.k8s.yaml``, or a directory at a git revision."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from ._model import Manifest
+
+MANIFEST_SUFFIX = ".k8s.yaml"
+
+
+class ManifestError(ValueError):
+    """A rendering that cannot be reviewed: unreadable, not YAML, not Kubernetes objects."""
+
+
+class NoRevisionError(LookupError):
+    """The git revision does not exist (a first commit, a shallow clone, a typo)."""
+
+
+def parse(text: str, source: str) -> list[Manifest]:
+    """The Kubernetes objects of one multi-document YAML text."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        raise ManifestError(f"{source}: not valid YAML: {error}") from error
+    objects: list[Manifest] = []
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
+        if not isinstance(document, dict) or not document.get("kind") or not _name(document):
+            raise ManifestError(f"{source}: document {index + 1} is not a Kubernetes object with a kind and a name")
+        objects.append(document)
+    return objects
+
+
+def _name(document: dict[str, Any]) -> str:
+    meta = document.get("metadata")
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+def load_path(path: Path) -> list[Manifest]:
+    """A file of manifests, or every ``*.k8s.yaml`` directly in a directory."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.name.endswith(MANIFEST_SUFFIX) and p.is_file())
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ManifestError(f"{path}: no such file or directory")
+    return _concat((str(f), f.read_text(encoding="utf-8")) for f in files)
+
+
+def _concat(texts: Iterable[tuple[str, str]]) -> list[Manifest]:
+    objects: list[Manifest] = []
+    for source, text in texts:
+        objects += parse(text, source)
+    return objects
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
+    except FileNotFoundError as error:
+        raise ManifestError("git is not installed") from error
+
+
+def load_git(rev: str, dist: Path) -> list[Manifest]:
+    """The manifests under ``dist`` (a directory or a file of the work tree) as committed at ``rev``.
+
+    A path that did not exist at ``rev`` gives no objects (the commit that adds dist/); a
+    revision that does not exist raises NoRevisionError.
+    """
+    anchor = dist if dist.is_dir() else dist.parent
+    if not anchor.is_dir():
+        raise ManifestError(f"{dist}: no such file or directory")
+    top = _git(anchor, "rev-parse", "--show-toplevel")
+    if top.returncode != 0:
+        raise ManifestError(f"{dist}: not inside a git work tree ({top.stderr.strip()})")
+    root = Path(top.stdout.strip()).resolve()
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise NoRevisionError(rev)
+    relative = PurePosixPath(dist.resolve().relative_to(root).as_posix())
+    listing = _git(root, "ls-tree", "-r", "--name-only", "-z", rev, "--", str(relative))
+    if listing.returncode != 0:
+        raise ManifestError(f"git ls-tree {rev} {relative}: {listing.stderr.strip()}")
+    names = [n for n in listing.stdout.split("\0") if n]
+    if dist.is_dir():
+        names = [n for n in names if PurePosixPath(n).parent == relative and n.endswith(MANIFEST_SUFFIX)]
+    texts = []
+    for name in sorted(names):
+        shown = _git(root, "show", f"{rev}:{name}")
+        if shown.returncode != 0:
+            raise ManifestError(f"git show {rev}:{name}: {shown.stderr.strip()}")
+        texts.append((f"{rev}:{name}", shown.stdout))
+    return _concat(texts)

@@ -1,0 +1,77 @@
+"""Matching two renderings object by object and applying each kind's rules."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from . import configmap, generic, job, monitoring, networkpolicy, pvc, service, statefulset
+from ._context import Context
+from ._diff import leaves, summarize
+from ._load import ManifestError
+from ._model import Change, Finding, Manifest, ObjectKey, ObjectReview, Report, Verdict
+
+
+class KindRules(Protocol):
+    """A module of rules for one kind (statefulset.py, pvc.py, ...)."""
+
+    def changed(self, ctx: Context, old: Manifest, new: Manifest) -> list[Finding]: ...
+    def added(self, ctx: Context, new: Manifest) -> list[Finding]: ...
+    def removed(self, ctx: Context, old: Manifest) -> list[Finding]: ...
+
+
+# (API group, kind) -> the module holding its rules.
+_RULES: dict[tuple[str, str], KindRules] = {
+    ("apps", "StatefulSet"): statefulset,
+    ("", "PersistentVolumeClaim"): pvc,
+    ("", "Service"): service,
+    ("", "ConfigMap"): configmap,
+    ("", "Secret"): configmap,
+    ("batch", "Job"): job,
+    ("networking.k8s.io", "NetworkPolicy"): networkpolicy,
+    ("monitoring.coreos.com", "ServiceMonitor"): monitoring,
+    ("monitoring.coreos.com", "PrometheusRule"): monitoring,
+}
+
+
+def _index(objects: Iterable[Mapping[str, Any]], side: str) -> dict[ObjectKey, Manifest]:
+    index: dict[ObjectKey, Manifest] = {}
+    for obj in objects:
+        manifest: Manifest = copy.deepcopy(dict(obj))
+        key = ObjectKey.of(manifest)
+        if not key.kind or not key.name:
+            raise ManifestError(f"{side}: an object without kind or metadata.name: {str(manifest)[:80]}")
+        if key in index:
+            raise ManifestError(f"{side}: {key} appears twice")
+        index[key] = manifest
+    return index
+
+
+def review(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapping[str, Any]]) -> Report:
+    """Review the change from one rendering (a list of manifests) to another.
+
+    Raises ManifestError when either side holds an object twice or one without kind and name.
+    """
+    ctx = Context(old=_index(old_objects, "old"), new=_index(new_objects, "new"))
+    reviews = []
+    for key in sorted(set(ctx.old) | set(ctx.new)):
+        old, new = ctx.old.get(key), ctx.new.get(key)
+        if old == new:
+            continue
+        rules = _RULES.get((key.group, key.kind), generic)
+        change: Change
+        if old is None and new is not None:
+            findings = rules.added(ctx, new)
+            change = "added"
+        elif new is None and old is not None:
+            findings = rules.removed(ctx, old)
+            change = "removed"
+        else:
+            assert old is not None and new is not None
+            findings = rules.changed(ctx, old, new)
+            change = "changed"
+            if not findings:
+                findings = [Finding(Verdict.SAFE, line) for line in summarize(leaves(old, new))]
+        reviews.append(ObjectReview(key=key, change=change, findings=tuple(findings)))
+    return Report(objects=tuple(reviews))
