@@ -41,6 +41,11 @@ EXPECTED_ALERTS = (
     "ValkeyMaxmemoryPolicyNotNoeviction",
     "ValkeyTooManyClients",
     "ValkeyClientsNearMaxclients",
+    "ValkeyVolumeFillingUp",
+    "ValkeyVolumeAlmostFull",
+    "ValkeyContainerMemoryHigh",
+    "ValkeyContainerMemoryCritical",
+    "ValkeyPodMetricsAbsent",
     "ValkeyBullMQQueueBacklog",
     "ValkeyAdrRevisitMemory",
     "ValkeyAdrRevisitThroughput",
@@ -214,11 +219,44 @@ def test_every_selector_is_scoped_to_this_valkey() -> None:
     for rule in rules(chart):
         expr = rule["expr"]
         selectors = _selectors(expr)
-        assert selectors, rule["alert"]
+        assert selectors or _pod_selectors(expr), rule["alert"]
         for metric, matchers in selectors:
             assert matchers.startswith(scope), f"{rule['alert']}: {metric}{{{matchers}}}"
         bare = re.findall(r"\bvalkey_[a-z_]+\b(?![a-z_{])", expr)
         assert not bare, f"{rule['alert']}: unscoped {bare}"
+
+
+def _pod_selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric, matchers) of every selector of a series the kubelet or kube-state-metrics exports."""
+    return re.findall(r"\b((?:kubelet|container|kube)_[a-z_]+)\{([^}]*)\}", expr)
+
+
+@pytest.mark.parametrize("namespace", ["apps", None])
+def test_volume_and_container_selectors_are_scoped_to_this_valkey(namespace: str | None) -> None:
+    """The kubelet's volume stats select this Valkey's claim, cAdvisor and kube-state-metrics its
+    pod's valkey container, each with the namespace when the chart has one."""
+    chart, _ = build(namespace=namespace)
+    scope = 'namespace="apps",' if namespace else ""
+    claim = f'{scope}persistentvolumeclaim="data-valkey-0"'
+    container = f'{scope}pod="valkey-0",container="valkey"'
+    seen = set()
+    for rule in rules(chart):
+        for metric, matchers in _pod_selectors(rule["expr"]):
+            seen.add(metric)
+            if metric.startswith("kubelet_volume_stats_"):
+                assert matchers == claim, f"{rule['alert']}: {metric}{{{matchers}}}"
+            elif metric == "kube_pod_container_resource_limits":
+                assert matchers == f'{container},resource="memory"', f"{rule['alert']}: {metric}{{{matchers}}}"
+            else:
+                assert matchers == container, f"{rule['alert']}: {metric}{{{matchers}}}"
+        bare = re.findall(r"\b(?:kubelet|container|kube)_[a-z_]+\b(?![a-z_{])", rule["expr"])
+        assert not [b for b in bare if f'"{b}"' not in rule["expr"]], f"{rule['alert']}: unscoped {bare}"
+    assert seen == {
+        "kubelet_volume_stats_available_bytes",
+        "kubelet_volume_stats_capacity_bytes",
+        "container_memory_working_set_bytes",
+        "kube_pod_container_resource_limits",
+    }
 
 
 def test_metric_names_come_from_the_exporter() -> None:

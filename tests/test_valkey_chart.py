@@ -159,9 +159,16 @@ def _assert_disjoint(objs: list[dict[str, Any]]) -> None:
         for group in rule["spec"]["groups"]:
             for alert in group["rules"]:
                 selectors = re.findall(r"valkey_[a-z_]+\{([^}]*)\}", alert["expr"])
-                assert selectors, f"{alert['alert']}: no scoped selector in {alert['expr']}"
+                # kubelet, cAdvisor and kube-state-metrics series: this Valkey's claim or pod
+                pod_selectors = re.findall(r"\b(?:kubelet|container|kube)_[a-z_]+\{([^}]*)\}", alert["expr"])
+                assert selectors or pod_selectors, f"{alert['alert']}: no scoped selector in {alert['expr']}"
                 for selector in selectors:
                     assert f'service="{own_service}"' in selector, f"{alert['alert']}: {selector}"
+                    if ns:
+                        assert f'namespace="{ns}"' in selector, f"{alert['alert']}: {selector}"
+                name = rule["metadata"]["name"]
+                for selector in pod_selectors:
+                    assert f'persistentvolumeclaim="data-{name}-0"' in selector or f'pod="{name}-0"' in selector
                     if ns:
                         assert f'namespace="{ns}"' in selector, f"{alert['alert']}: {selector}"
 

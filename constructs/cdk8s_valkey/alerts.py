@@ -45,6 +45,32 @@ REVISIT_COMMANDS_PER_SECOND = 10_000  # ADR 0005, revisit trigger: throughput ab
 
 CLIENTS_FOR_SECONDS = 10 * 60  # a deploy that briefly doubles the workers is no leak
 
+# The data volume, from the kubelet's kubelet_volume_stats_* of the claim. The trend is fitted
+# over 6 h, and only for a series with 6 h of history: a shorter window extrapolates a burst of
+# jobs, or the AOF's growth between two rewrites, into a false "full tomorrow".
+VOLUME_TREND_WINDOW_SECONDS = 6 * 60 * 60
+VOLUME_FULL_HORIZON_SECONDS = 24 * 60 * 60  # warn a day ahead: time to expand the claim by day
+VOLUME_FILLING_FOR_SECONDS = 60 * 60
+# Below 10 % free the next AOF rewrite (a new base file about the size of the dataset, written
+# while the old files still exist) may not fit, and then the AOF itself hits ENOSPC.
+VOLUME_CRITICAL_FREE_RATIO = 0.10
+VOLUME_CRITICAL_FOR_SECONDS = 5 * 60
+
+# The Valkey container's working set (cAdvisor) against its memory limit (kube-state-metrics;
+# kube-prometheus-stack drops cAdvisor's container_spec_* by default). Measured here (bench/README
+# section 5): ~82 % filled to maxmemory, ~86 % with an AOF rewrite in flight under the ADR's 10k
+# SET/s, for seconds; design notes give 94-95 % of the cgroup charge for that rewrite. So 90 %
+# held for 10 minutes is no rewrite but lost headroom for the next fork, and 97 % is above every
+# normal peak, a step from the OOM kill at 100 %.
+CONTAINER_MEMORY_WARNING_RATIO = 0.90
+CONTAINER_MEMORY_WARNING_FOR_SECONDS = 10 * 60
+CONTAINER_MEMORY_CRITICAL_RATIO = 0.97
+CONTAINER_MEMORY_CRITICAL_FOR_SECONDS = 60
+# The volume and container series come from the kubelet and kube-state-metrics, not the
+# exporter: while Valkey is up, their absence means those alerts are blind. Half an hour rides
+# out a restart of the kubelet, kube-state-metrics or the pod.
+POD_METRICS_ABSENT_FOR_SECONDS = 30 * 60
+
 # The shortest `for` the props accept, and the multiple of the scrape interval below which
 # one odd scrape could fire an alert.
 MIN_FOR_SECONDS = 60
@@ -466,6 +492,7 @@ class Alerts(Construct):
                 f"Valkey {target} uses {{{{ $value | humanizePercentage }}}} of maxclients: new "
                 "connections (a restarted worker, a new pod) are refused at 100%.",
             ),
+            *self._volume_and_container_rules(),
             *self._queue_rules(queue_seconds),
             _Rule(
                 "ValkeyAdrRevisitMemory",
@@ -489,6 +516,94 @@ class Alerts(Construct):
             ),
         ]
         return rules
+
+    def _volume_and_container_rules(self) -> list[_Rule]:
+        """The data volume and the Valkey container's memory, from series the exporter does not
+        export: the kubelet's ``kubelet_volume_stats_*`` (labels ``namespace`` and
+        ``persistentvolumeclaim``), cAdvisor's ``container_memory_working_set_bytes`` and
+        kube-state-metrics' ``kube_pod_container_resource_limits`` (labels ``namespace``,
+        ``pod``, ``container``). Selected by the namespace (when the chart has one), the claim
+        ``data-<name>-0`` and the pod ``<name>-0``, so that two Valkeys never mix."""
+        target = self._target
+        scope = [f'namespace="{self.valkey.namespace}"'] if self.valkey.namespace else []
+        claim = f"data-{self.valkey.name}-0"  # the StatefulSet's data claim of pod <name>-0
+        pod = f"{self.valkey.name}-0"
+
+        def k8s(metric: str, *matchers: str) -> str:
+            return f"{metric}{{{','.join([*scope, *matchers])}}}"
+
+        volume = (f'persistentvolumeclaim="{claim}"',)
+        available = k8s("kubelet_volume_stats_available_bytes", *volume)
+        capacity = k8s("kubelet_volume_stats_capacity_bytes", *volume)
+        container = (f'pod="{pod}"', 'container="valkey"')
+        working_set = k8s("container_memory_working_set_bytes", *container)
+        limit = k8s("kube_pod_container_resource_limits", *container, 'resource="memory"')
+        memory_ratio = (
+            f"max by (namespace, pod, container) ({working_set})\n/\nmax by (namespace, pod, container) ({limit} > 0)"
+        )
+        window = _prometheus_duration(VOLUME_TREND_WINDOW_SECONDS)
+        window_hours = f"{VOLUME_TREND_WINDOW_SECONDS // 3600} hours"
+        horizon = f"{VOLUME_FULL_HORIZON_SECONDS // 3600} hours"
+        absent = "\nor\n".join(
+            f'label_replace(absent({series}), "metric", "{series.partition("{")[0]}", "", "")'
+            for series in (capacity, working_set, limit)
+        )
+        return [
+            _Rule(
+                "ValkeyVolumeFillingUp",
+                f"({available} / {capacity})\n"
+                f"and\npredict_linear({available}[{window}], {VOLUME_FULL_HORIZON_SECONDS}) < 0\n"
+                f"and\n{available} offset {window}",
+                VOLUME_FILLING_FOR_SECONDS,
+                "warning",
+                f"The data volume of Valkey {target} will be full within {horizon}",
+                f"Claim {claim} of Valkey {target} has {{{{ $value | humanizePercentage }}}} free and, at "
+                f"the rate of the last {window_hours}, is full within {horizon}. A full volume stops the AOF: "
+                "Valkey then refuses every write. Expand the claim (storage_size) or find what grows.",
+            ),
+            _Rule(
+                "ValkeyVolumeAlmostFull",
+                f"{available} / {capacity} < {VOLUME_CRITICAL_FREE_RATIO}",
+                VOLUME_CRITICAL_FOR_SECONDS,
+                "critical",
+                f"The data volume of Valkey {target} is almost full",
+                f"Claim {claim} of Valkey {target} has only {{{{ $value | humanizePercentage }}}} free: the "
+                "next AOF rewrite may not fit, and once the AOF cannot be written Valkey refuses every "
+                "write. Expand the claim (storage_size) now.",
+            ),
+            _Rule(
+                "ValkeyContainerMemoryHigh",
+                f"{memory_ratio}\n> {CONTAINER_MEMORY_WARNING_RATIO}",
+                CONTAINER_MEMORY_WARNING_FOR_SECONDS,
+                "warning",
+                f"Valkey {target} uses over {CONTAINER_MEMORY_WARNING_RATIO:.0%} of its memory limit",
+                f"The valkey container of pod {pod} has used {{{{ $value | humanizePercentage }}}} of its "
+                f"memory limit (working set) for {_prometheus_duration(CONTAINER_MEMORY_WARNING_FOR_SECONDS)}: "
+                "the headroom above maxmemory that an AOF rewrite's fork needs is going, and a rewrite "
+                "under a high write rate may get the pod OOM-killed.",
+            ),
+            _Rule(
+                "ValkeyContainerMemoryCritical",
+                f"{memory_ratio}\n> {CONTAINER_MEMORY_CRITICAL_RATIO}",
+                CONTAINER_MEMORY_CRITICAL_FOR_SECONDS,
+                "critical",
+                f"Valkey {target} is about to be OOM-killed",
+                f"The valkey container of pod {pod} uses {{{{ $value | humanizePercentage }}}} of its memory "
+                "limit (working set), above any normal AOF rewrite: the kernel OOM-kills it at 100%, and "
+                "clients fail until it has restarted and replayed its AOF.",
+            ),
+            _Rule(
+                "ValkeyPodMetricsAbsent",
+                f"(\n{absent}\n)\nand on ()\n({self._m('up')} == 1)",
+                POD_METRICS_ABSENT_FOR_SECONDS,
+                "warning",
+                f"No volume or container metrics for Valkey {target}",
+                f"Valkey {target} is up, but Prometheus has had no {{{{ $labels.metric }}}} series for it "
+                f"for {_prometheus_duration(POD_METRICS_ABSENT_FOR_SECONDS)}: the alerts on its data volume "
+                "or container memory are blind. Scrape the kubelet (volume stats, cAdvisor) and "
+                "kube-state-metrics, or silence this alert where they cannot be had.",
+            ),
+        ]
 
     def _queue_rules(self, queue_seconds: int) -> list[_Rule]:
         """The queue-depth rule: waiting jobs per queue against a vector of per-queue thresholds.

@@ -5,6 +5,11 @@
 #          must not receive traffic yet.
 #   alive  passes on PONG or LOADING: a large AOF can take a while to replay, and failing
 #          liveness then would restart the pod in the middle of the load, forever.
+#   both   pass on MISCONF: Valkey answers PING with it while it cannot write its AOF (disk
+#          full, volume read-only). It still serves reads and takes writes again by itself once
+#          the AOF write succeeds; a restart would not free the disk, and shutting down drops
+#          the acknowledged writes still in its AOF buffer (tests/test_reliability_disk.py).
+#          ValkeyAofWriteFailing pages instead.
 #
 # `valkey-cli ping` exits 0 even on an error reply, so the reply text decides, not its exit
 # code. A password, if any, comes from REDISCLI_AUTH in the environment (valkey-cli reads it
@@ -37,6 +42,7 @@ reply=${out##*
 
 case $mode:$reply in
     ready:PONG | alive:PONG | alive:LOADING*) exit 0 ;;
+    ready:MISCONF* | alive:MISCONF*) exit 0 ;;
 esac
 
 # One line: kubelet keeps the probe's output as the event message.
