@@ -231,12 +231,11 @@ def _pod_selectors(expr: str) -> list[tuple[str, str]]:
     return re.findall(r"\b((?:kubelet|container|kube)_[a-z_]+)\{([^}]*)\}", expr)
 
 
-@pytest.mark.parametrize("namespace", ["apps", None])
-def test_volume_and_container_selectors_are_scoped_to_this_valkey(namespace: str | None) -> None:
+def test_volume_and_container_selectors_are_scoped_to_this_valkey() -> None:
     """The kubelet's volume stats select this Valkey's claim, cAdvisor and kube-state-metrics its
-    pod's valkey container, each with the namespace when the chart has one."""
-    chart, _ = build(namespace=namespace)
-    scope = 'namespace="apps",' if namespace else ""
+    pod's valkey container, each with the namespace."""
+    chart, _ = build()
+    scope = 'namespace="apps",'
     claim = f'{scope}persistentvolumeclaim="data-valkey-0"'
     container = f'{scope}pod="valkey-0",container="valkey"'
     seen = set()

@@ -92,6 +92,11 @@ ALERT_NAMES: tuple[str, ...] = (
     "ValkeyMaxmemoryPolicyNotNoeviction",
     "ValkeyTooManyClients",
     "ValkeyClientsNearMaxclients",
+    "ValkeyVolumeFillingUp",
+    "ValkeyVolumeAlmostFull",
+    "ValkeyContainerMemoryHigh",
+    "ValkeyContainerMemoryCritical",
+    "ValkeyPodMetricsAbsent",
     "ValkeyBullMQQueueBacklog",
     "ValkeyAdrRevisitMemory",
     "ValkeyAdrRevisitThroughput",
@@ -522,11 +527,11 @@ class Alerts(Construct):
         export: the kubelet's ``kubelet_volume_stats_*`` (labels ``namespace`` and
         ``persistentvolumeclaim``), cAdvisor's ``container_memory_working_set_bytes`` and
         kube-state-metrics' ``kube_pod_container_resource_limits`` (labels ``namespace``,
-        ``pod``, ``container``). Selected by the namespace (when the chart has one), the claim
+        ``pod``, ``container``). Selected by the namespace, the claim
         ``data-<name>-0`` and the pod ``<name>-0``, so that two Valkeys never mix."""
         target = self._target
-        scope = [f'namespace="{self.valkey.namespace}"'] if self.valkey.namespace else []
-        claim = f"data-{self.valkey.name}-0"  # the StatefulSet's data claim of pod <name>-0
+        scope = [f'namespace="{self.valkey.namespace}"']
+        claim = self.valkey.claim_name
         pod = f"{self.valkey.name}-0"
 
         def k8s(metric: str, *matchers: str) -> str:

@@ -81,6 +81,14 @@ ALERT_PANELS: dict[str, str] = {
     "ValkeyMaxmemoryPolicyNotNoeviction": "eviction_policy",
     "ValkeyTooManyClients": "clients",
     "ValkeyClientsNearMaxclients": "clients",
+    # The kubelet's and cAdvisor's series are not the exporter's, so they get no panel of their
+    # own here (the end-to-end test could not prove such a query): the AOF is what fills the
+    # volume, and the RSS against the limit is the memory the fork envelope starts from.
+    "ValkeyVolumeFillingUp": "aof_size",
+    "ValkeyVolumeAlmostFull": "aof_size",
+    "ValkeyContainerMemoryHigh": "memory_of_limit",
+    "ValkeyContainerMemoryCritical": "memory_of_limit",
+    "ValkeyPodMetricsAbsent": "up",
     "ValkeyBullMQQueueBacklog": "bullmq_waiting",
     "ValkeyAdrRevisitMemory": "memory",
     "ValkeyAdrRevisitThroughput": "commands",
