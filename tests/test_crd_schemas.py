@@ -34,7 +34,9 @@ def exporter_objects() -> list[dict[str, Any]]:
 
 def custom_resources(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kinds = crd_kinds()
-    return [o for o in objs if o["kind"] in kinds and o["apiVersion"].startswith("monitoring.coreos.com/")]
+    return [
+        o for o in objs if o["kind"] in kinds and o["apiVersion"].startswith(("monitoring.coreos.com/", "longhorn.io/"))
+    ]
 
 
 def service_monitor() -> dict[str, Any]:
@@ -58,10 +60,16 @@ def test_exporter_custom_resources_match_their_crds() -> None:
 
 
 def test_app_custom_resources_match_their_crds() -> None:
-    """Every ServiceMonitor and PrometheusRule of the team's app (main.py), whatever adds them."""
+    """Every custom resource of the team's app (main.py), both environments, whatever adds them."""
     import main
 
-    for resource in custom_resources(objects(main.build(cdk8s.Testing.app(), main.PRODUCTION))):
+    resources = [
+        resource
+        for env in main.ENVIRONMENTS
+        for resource in custom_resources(objects(main.build(cdk8s.Testing.app(), env)))
+    ]
+    assert {r["kind"] for r in resources} == {"ServiceMonitor", "PrometheusRule", "RecurringJob"}
+    for resource in resources:
         validate_crd_object(resource)
 
 

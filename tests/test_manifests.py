@@ -10,15 +10,15 @@ import pytest
 from _synth import load_all
 from conftest import REPO
 
-DIST = load_all((REPO / "dist" / "valkey.k8s.yaml").read_text())
-CRD_GROUP = "monitoring.coreos.com/"
+DIST = [obj for path in sorted((REPO / "dist").glob("*.k8s.yaml")) for obj in load_all(path.read_text())]
+CRD_GROUPS = ("monitoring.coreos.com/", "longhorn.io/")
 
 
 def _id(obj: dict[str, Any]) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
+    return f"{obj['kind']}/{obj['metadata'].get('namespace')}/{obj['metadata']['name']}"
 
 
-@pytest.mark.parametrize("obj", [o for o in DIST if not o["apiVersion"].startswith(CRD_GROUP)], ids=_id)
+@pytest.mark.parametrize("obj", [o for o in DIST if not o["apiVersion"].startswith(CRD_GROUPS)], ids=_id)
 def test_kubernetes_object_validates_strictly(obj: dict[str, Any]) -> None:
     kubernetes_validate.validate(obj, "1.28", strict=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import cdk8s
 import cdk8s_plus_28 as kplus
+import kubernetes_validate
 import pytest
 from _synth import container, find, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
@@ -480,6 +481,8 @@ def test_pod_options_render_into_the_pod_template(yaml_snapshot: Any) -> None:
     assert "team" not in selector, "extra pod labels must stay out of the (immutable) selector"
     assert find(objs, "Service", "valkey")["metadata"]["annotations"] == {"service.kubernetes.io/topology-mode": "Auto"}
     assert "annotations" not in find(objs, "Service", "valkey-headless")["metadata"]
+    for obj in objs:
+        kubernetes_validate.validate(obj, "1.28", strict=True)
     assert to_yaml(chart) == yaml_snapshot
 
 
