@@ -391,7 +391,11 @@ def _boot(env: Mapping[str, str], conf_text: str, workdir: Path) -> None:
     # As the pod runner does: Valkey chdirs to `dir` while parsing, so it must exist here.
     conf.write_text(conf_text.replace(f"\ndir {DATA_DIR}\n", f"\ndir {data}\n"))
     port = free_port()
-    with running_server(env, conf, port, workdir / "log", "--port", str(port), "--bind", "127.0.0.1") as proc:
+    args = ["--port", str(port), "--bind", "127.0.0.1"]
+    if "\ncluster-enabled yes\n" in conf.read_text():
+        # The cluster bus defaults to port + 10000, past 65535 for most free ports: give it its own.
+        args += ["--cluster-port", str(free_port())]
+    with running_server(env, conf, port, workdir / "log", *args) as proc:
         wait_for_pong(proc, port, log=workdir / "log")
 
 
