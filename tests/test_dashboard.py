@@ -21,7 +21,7 @@ from _grafana import dashboard_errors, grafana_expr, panels
 from _synth import find, new_chart, objects
 from conftest import require_binary
 
-from cdk8s_valkey import Alerts, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 from cdk8s_valkey._promql import scope_matchers
 from cdk8s_valkey.alerts import CAPACITY_REVIEW_RATIO, MEMORY_CRITICAL_RATIO, MEMORY_WARNING_RATIO
 from cdk8s_valkey.dashboard import ALERT_PANELS, TIME_FROM, UID_MAX_LENGTH, Dashboard, DashboardOptions
@@ -42,7 +42,9 @@ def build(
     """A fresh chart with a Valkey, its exporter and a Dashboard."""
     chart = new_chart(namespace)
     valkey = ValkeyStatefulSet(chart, "valkey", name=name, **(valkey_props or {}))
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, bullmq_queues=list(queues), **(exporter_props or {}))
+    exporter = ExporterSidecar(
+        chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=list(queues), **(exporter_props or {}))
+    )
     return chart, Dashboard(chart, "dashboard", valkey=valkey, exporter=exporter, options=options)
 
 

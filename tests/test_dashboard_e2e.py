@@ -38,7 +38,7 @@ from _synth import find, objects
 from conftest import REPO, free_port, require_binary
 from podrunner import PodRunner, publish_results
 
-from cdk8s_valkey import ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 from cdk8s_valkey.dashboard import TIME_FROM, Dashboard
 
 BUDGET_SECONDS = 40
@@ -63,7 +63,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, valkey_bin_dir: Path) -> Ite
 
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace="apps")
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, bullmq_queues=["emails", "reports"])
+    exporter = ExporterSidecar(
+        chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails", "reports"])
+    )
     dashboard = Dashboard(chart, "dashboard", valkey=valkey, exporter=exporter)
     objs = objects(chart)
     config_map = find(objs, "ConfigMap", dashboard.name)

@@ -48,7 +48,7 @@ from podrunner import PodRunner, filesystem_type, free_port, publish_results
 from test_alerts_e2e import INTERVAL, _firing, _get_json, _rules_with_short_for, _scrape_job, _service_monitor_labels
 from test_alerts_e2e import _wait as wait_for
 
-from cdk8s_valkey import Alerts, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
 VOLUME_BYTES = 32 << 20
 VALUE = b"v" * 100
@@ -196,7 +196,9 @@ def rig(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[Rig]:
     filesystem; the pod is closed before the filesystem is unmounted."""
     chart = cdk8s.Chart(cdk8s.App(), "t", namespace="apps")
     valkey_sts = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey_sts, bullmq_queues=["emails", "reports"])
+    exporter = ExporterSidecar(
+        chart, "metrics", valkey=valkey_sts, options=ExporterOptions(bullmq_queues=["emails", "reports"])
+    )
     alerts = Alerts(chart, "alerts", valkey=valkey_sts, exporter=exporter)
     objs = objects(chart)
     pod = PodRunner(objs, workdir=tmp_path / "pod", bin_dir=valkey_bin_dir)
