@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import subprocess
 import threading
 import time
@@ -293,7 +294,11 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
     assert pod.running and pod.pid == pid == int(client.info("server")["process_id"])
     assert client.info("persistence")["aof_last_write_status"] == "ok"
     logs = pod.logs()
-    assert "Error writing to the AOF file: No space left on device" in logs
+    # flushAppendOnlyFile logs the ENOSPC itself when nothing fit, or a short write when the
+    # last blocks took part of the buffer: which one depends on where the filesystem ran out.
+    assert re.search(
+        r"Error writing to the AOF file: No space left on device|Short write while writing to the AOF file", logs
+    ), logs[-2000:]
     assert "AOF write error looks solved" in logs
 
     # Restart (SIGTERM, as the kubelet does): every acknowledged write is there, no refused one.
