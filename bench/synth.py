@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -117,11 +118,22 @@ def _python_env(tmp: Path, *, bytecode: bool, **extra: str) -> dict[str, str]:
     return env
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _alternate(
-    apps: dict[str, tuple[list[str], Path]], runs: int, *, tmp: Path, bytecode: bool = True
+    apps: dict[str, tuple[list[str], Path]],
+    runs: int,
+    *,
+    tmp: Path,
+    bytecode: bool = True,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Whole-process wall times of two commands (name -> argv, cwd), alternated ABBA so that load
-    from other work on the machine hits both alike; each run writes into a fresh outdir."""
+    from other work on the machine hits both alike; each run writes into a fresh outdir. With
+    ``cpu``, also the CPU seconds of each run's whole process tree (CLI, Python, Node)."""
     times: dict[str, list[float]] = {name: [] for name in apps}
     names = list(apps)
     for i in range(runs):
@@ -130,7 +142,10 @@ def _alternate(
             outdir = Path(tempfile.mkdtemp(prefix=f"{which}-", dir=tmp))
             argv = [a.replace("{outdir}", str(outdir)) for a in argv]
             env = _python_env(tmp, bytecode=bytecode, CDK8S_OUTDIR=str(outdir))
+            cpu_before = _children_cpu()
             times[which].append(timed(argv, cwd=cwd, env=env))
+            if cpu is not None:
+                cpu.setdefault(which, []).append(_children_cpu() - cpu_before)
             produced = list(outdir.glob("*.k8s.yaml"))
             if not produced:
                 raise RuntimeError(f"{which}: no manifest written to {outdir}")
@@ -181,10 +196,17 @@ def _per_valkey(cli: list[str], runs: int, phase_runs: int, tmp: Path) -> dict[s
     dirs = {count: _write_app(tmp / f"valkeys-{count}", VALKEYS_APP.format(count=count)) for count in VALKEY_COUNTS}
     apps = {str(count): (cli, directory) for count, directory in dirs.items()}
     _alternate(apps, 1, tmp=tmp)  # untimed: page cache, bytecode of the two apps
-    times = _alternate(apps, runs, tmp=tmp)
+    cpu: dict[str, list[float]] = {}
+    times = _alternate(apps, runs, tmp=tmp, cpu=cpu)
     whole = {count: median(times[str(count)]) for count in VALKEY_COUNTS}
     phases = {count: _phases("valkeys", phase_runs, tmp, dirs[count]) for count in VALKEY_COUNTS}
     steps = many - few
+
+    def per_valkey_ms(series: dict[str, list[float]]) -> float:
+        """The median of t_many - t_few over the pairs of runs made one after the other (load that
+        comes and goes during the runs then hits both of a pair), per further Valkey."""
+        pairs = zip(series[str(few)], series[str(many)], strict=True)
+        return median([b - a for a, b in pairs]) * 1000 / steps
 
     def profile(prefix: str) -> dict[str, Any]:
         by_count = {count: _phase(phases[count][0], prefix) for count in VALKEY_COUNTS}
@@ -201,7 +223,10 @@ def _per_valkey(cli: list[str], runs: int, phase_runs: int, tmp: Path) -> dict[s
         "counts": list(VALKEY_COUNTS),
         "runs": runs,
         "synth_seconds": times,
-        "ms_per_valkey": (whole[many] - whole[few]) * 1000 / steps,
+        "cpu_seconds": cpu,
+        "ms_per_valkey": per_valkey_ms(times),
+        "ms_per_valkey_of_medians": (whole[many] - whole[few]) * 1000 / steps,
+        "cpu_ms_per_valkey": per_valkey_ms(cpu),
         "build": profile("build the chart"),
         "synth": profile("app.synth()"),
         "inner_ms_per_valkey": (phases[many][1] - phases[few][1]) * 1000 / steps,
@@ -221,6 +246,12 @@ def _per_valkey_md(cost: dict[str, Any]) -> str:
             f"{median(times[str(few)]):.2f}",
             f"{median(times[str(many)]):.2f}",
             f"**{per:.0f} ms**",
+        ],
+        [
+            "CPU time of its whole process tree (CLI, Python, Node), s (median)",
+            f"{median(cost['cpu_seconds'][str(few)]):.2f}",
+            f"{median(cost['cpu_seconds'][str(many)]):.2f}",
+            f"{cost['cpu_ms_per_valkey']:.0f} ms",
         ],
         [
             "building the chart (Python and jsii), ms",
@@ -247,7 +278,9 @@ def _per_valkey_md(cost: dict[str, Any]) -> str:
         [
             f"Each further Valkey (a temporary app of {many} `Valkey(...)` against the same app with {few}, "
             f"each with 2 BullMQ queues and alerts; {cost['runs']} runs each, interleaved, after a warm-up "
-            "round; the profile rows are medians of instrumented runs):",
+            "round; per further Valkey: the median of the differences between the two runs of each pair, "
+            f"divided by {many - few}, so that load from other work hits both of a pair; the profile rows are "
+            "medians of instrumented runs):",
             "",
             md_table(
                 [
