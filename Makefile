@@ -22,8 +22,6 @@ APT_BINARIES := promtool prometheus prometheus-redis-exporter redis-benchmark sh
 CRDS_DIR ?= ../shared/crds
 IMPORTS_DIR ?= imports
 CRD_IMPORTS := \
-	cdk8s_valkey_servicemonitor:=monitoring.coreos.com_servicemonitors.yaml \
-	cdk8s_valkey_prometheusrule:=monitoring.coreos.com_prometheusrules.yaml \
 	cdk8s_valkey_longhorn:=longhorn.io_recurringjobs.yaml
 
 .PHONY: synth test deps dev-deps system-deps bench imports

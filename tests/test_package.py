@@ -69,8 +69,7 @@ def test_wheel_is_self_contained(wheel: Path) -> None:
     assert "cdk8s_valkey/py.typed" in names
     assert "cdk8s_valkey/scripts/entrypoint.sh" in names
     assert "cdk8s_valkey/data/valkey-8.1-directives.json" in names
-    assert any(n.endswith("servicemonitor_comcoreosmonitoring@0.0.0.jsii.tgz") for n in names)
-    assert any(n.endswith("prometheusrule_comcoreosmonitoring@0.0.0.jsii.tgz") for n in names)
+    assert any(n.endswith("longhorn_iolonghorn@0.0.0.jsii.tgz") for n in names)
     # Nothing at the top level but our package: no `imports`, no `constructs`, no `tests`.
     assert {n.split("/", 1)[0] for n in names} == {"cdk8s_valkey", f"cdk8s_valkey-{cdk8s_valkey.__version__}.dist-info"}
 
