@@ -17,6 +17,7 @@ from . import _labels, _plain, _registry
 from ._options import with_legacy_props
 from ._promql import scope_matchers
 from ._validation import check_duration, check_instance, check_labels, duration_millis
+from ._wiring import check_exporter_of
 from .exporter_sidecar import ExporterSidecar
 from .valkey_statefulset import ValkeyStatefulSet
 
@@ -245,11 +246,7 @@ class Alerts(Construct):
         # Validate everything before defining any child (and before joining the tree).
         check_instance("valkey", valkey, ValkeyStatefulSet, "the ValkeyStatefulSet the alerts are about")
         check_instance("exporter", exporter, ExporterSidecar, "the ExporterSidecar of that Valkey")
-        if exporter.valkey is not valkey:
-            raise ValueError(
-                f"exporter: it watches Valkey {exporter.valkey.name!r}, not {valkey.name!r}; "
-                "pass the ExporterSidecar created with valkey=<this Valkey>"
-            )
+        check_exporter_of(exporter, valkey)
         missing = [state for state in WAITING_STATES if state not in exporter.queue_key_states]
         if missing:
             raise ValueError(

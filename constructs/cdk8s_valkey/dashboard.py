@@ -20,6 +20,7 @@ from grafana_foundation_sdk.models.prometheus import QueryEditorMode
 from . import _labels, _registry
 from ._promql import scope_matchers
 from ._validation import check_labels, size_to_bytes
+from ._wiring import check_exporter_of
 from .alerts import (
     CAPACITY_REVIEW_RATIO,
     MEMORY_CRITICAL_RATIO,
@@ -206,11 +207,7 @@ class Dashboard(Construct):
             options = DashboardOptions()
         if not isinstance(options, DashboardOptions):
             raise ValueError(f"options: {options!r} is not a DashboardOptions; pass DashboardOptions(...)")
-        if exporter.valkey is not valkey:
-            raise ValueError(
-                f"exporter: it watches Valkey {exporter.valkey.name!r}, not {valkey.name!r}; "
-                "pass the ExporterSidecar created with valkey=<this Valkey>"
-            )
+        check_exporter_of(exporter, valkey)
 
         super().__init__(scope, id)
 

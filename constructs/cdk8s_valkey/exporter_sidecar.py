@@ -30,6 +30,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
+from ._wiring import check_same_namespace
 from .valkey_statefulset import ValkeyStatefulSet
 
 DEFAULT_IMAGE = "oliver006/redis_exporter:v1.61.0"
@@ -188,13 +189,7 @@ class ExporterSidecar(Construct):
                 "Valkey cannot be told from another's with the same name; set namespace= on its cdk8s.Chart"
             )
         interval_seconds = _check_scrape_interval(opts.scrape_interval)
-        chart_namespace = _registry.namespace_of(scope)
-        if chart_namespace != valkey.namespace:
-            raise ValueError(
-                f"valkey: {valkey.name!r} renders into namespace {valkey.namespace!r} but this "
-                f"chart renders into {chart_namespace!r}; define the ExporterSidecar in a chart "
-                "of the Valkey's namespace, where its Service can select the pod"
-            )
+        check_same_namespace("ExporterSidecar", scope, valkey, "where its Service can select the pod")
 
         super().__init__(scope, id)
 

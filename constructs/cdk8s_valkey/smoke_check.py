@@ -13,6 +13,7 @@ from constructs import Construct
 from . import _labels, _registry, _scripts
 from ._network_policy import allow_ingress
 from ._validation import check_instance, quantity, size_to_bytes
+from ._wiring import check_same_namespace
 from .valkey_statefulset import CLI_PASSWORD_ENV, UID, ValkeyStatefulSet
 
 COMPONENT = "smoke-check"
@@ -151,13 +152,7 @@ class SmokeCheck(Construct):
             options = SmokeCheckOptions()
         elif not isinstance(options, SmokeCheckOptions):
             raise ValueError(f"options: {options!r} is not a SmokeCheckOptions; pass SmokeCheckOptions(...)")
-        chart_namespace = cdk8s.Chart.of(scope).namespace
-        if chart_namespace != valkey.namespace:
-            raise ValueError(
-                f"valkey: {valkey.name!r} renders into namespace {valkey.namespace!r} but this chart "
-                f"renders into {chart_namespace!r}; define the SmokeCheck in a chart of the Valkey's "
-                "namespace, where the Job reaches the Service by its name"
-            )
+        check_same_namespace("SmokeCheck", scope, valkey, "where the Job reaches the Service by its name")
 
         super().__init__(scope, id)
 
