@@ -11,8 +11,9 @@ import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
 from _crd_schema import validate_crd_object
-from _synth import container, find, new_chart, objects, to_yaml
+from _synth import container, find, load_all, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
+from conftest import REPO
 
 from cdk8s_valkey import (
     ExporterSidecar,
@@ -23,6 +24,7 @@ from cdk8s_valkey import (
     Valkey,
     ValkeyStatefulSet,
 )
+from cdk8s_valkey.review import guard_claims
 from cdk8s_valkey.valkey_statefulset import CLAIM_TEMPLATE_STORAGE
 
 HOSTS = tuple(f"valkey-{i}.valkey-headless.apps.svc" for i in range(3))
@@ -451,13 +453,53 @@ def test_auth_is_refused() -> None:
     )
 
 
-def test_network_policy_is_refused() -> None:
-    with pytest.raises(ValueError) as error:
-        build(network_policy=True)
-    assert str(error.value) == (
-        "valkey: 'valkey' has network_policy, whose policy closes the egress that replication and the Sentinels "
-        "need, which the Sentinel topology does not open yet; leave network_policy out"
-    )
+def test_network_policy() -> None:
+    """Policies add up: the Valkey's own (6379 from its clients, no egress) and the exporter's stay
+    as they are; <name>-sentinel opens the pods to each other, DNS, and the Sentinels to clients."""
+    chart, sentinel = build(network_policy=True)
+    objs = objects(chart)
+    assert [o["metadata"]["name"] for o in objs if o["kind"] == "NetworkPolicy"] == [
+        "valkey",
+        "valkey-metrics",
+        "valkey-sentinel",
+    ]
+    assert find(objs, "NetworkPolicy", "valkey")["spec"]["egress"] == []
+    pods = [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "valkey", "app.kubernetes.io/name": "valkey"}}}
+    ]
+    between = [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}]
+    assert find(objs, "NetworkPolicy", "valkey-sentinel")["spec"] == {
+        "podSelector": pods[0]["podSelector"],
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {"from": pods, "ports": between},
+            {"from": [{"podSelector": {}}], "ports": [{"port": 26379, "protocol": "TCP"}]},
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"port": 9355, "protocol": "TCP"}],
+            },
+        ],
+        "egress": [
+            {"to": pods, "ports": between},
+            {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        ],
+    }
+    assert sentinel.network_policy_name == "valkey-sentinel"
+    for obj in objs:
+        if obj["kind"] == "NetworkPolicy":
+            kubernetes_validate.validate(obj, "1.28", strict=True)
+
+
+def test_network_policy_with_allowed_clients_and_without_exporter() -> None:
+    api = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels={"app": "api"}))
+    chart, _ = build(exporter=False, network_policy=True, allowed_clients=[api])
+    ingress = find(objects(chart), "NetworkPolicy", "valkey-sentinel")["spec"]["ingress"]
+    assert ingress[1:] == [
+        {"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 26379, "protocol": "TCP"}]}
+    ]
+    no_policy, sentinel = build()
+    assert not [o for o in objects(no_policy) if o["kind"] == "NetworkPolicy"]
+    assert sentinel.network_policy_name is None
 
 
 def test_owned_directives_in_extra_config_are_refused() -> None:
@@ -548,3 +590,47 @@ def test_hooks_keep_sidecars_added_before() -> None:
     names = [c["name"] for c in statefulset(chart)["spec"]["template"]["spec"]["containers"]]
     assert names == ["valkey", "side"]
     assert container(objects(chart))["command"] == ["env", "sh", "/scripts/entrypoint.sh"]
+
+
+# -- the migration from the single replica ----------------------------------------------------------
+
+MIGRATION = REPO / "tests" / "review_cases" / "rejected-migration-to-sentinel"
+
+
+def test_synth_guard_accepts_the_migration() -> None:
+    """The claim template (192Mi) does not count as a shrink of data-valkey-0 (10Gi): the
+    StatefulSet adopts the standalone claim, the template only shapes missing ones."""
+    new = load_all((MIGRATION / "new" / "valkey.k8s.yaml").read_text())
+    guard_claims(MIGRATION / "old", new)
+    shrunk = [
+        {**o, "spec": {**o["spec"], "resources": {"requests": {"storage": "5Gi"}}}}
+        if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "data-valkey-0"
+        else o
+        for o in new
+    ]
+    with pytest.raises(ValueError, match="would shrink from 10Gi to 5Gi"):
+        guard_claims(MIGRATION / "old", shrunk)
+
+
+def test_review_case_is_this_rendering() -> None:
+    """The golden case's new side is what the library renders for main.py's production Valkey with
+    sentinel (and without the smoke check, which sentinel refuses)."""
+    import main
+
+    chart = new_chart(chart_id="valkey")
+    env = main.PRODUCTION
+    Valkey(
+        chart,
+        "valkey",
+        memory_limit=env.memory_limit,
+        storage_size=env.storage_size,
+        storage_class=main.STORAGE_CLASS,
+        network_policy=env.network_policy,
+        exporter=main.ExporterOptions(bullmq_queues=main.BULLMQ_QUEUES, service_monitor_labels=main.PROMETHEUS_LABELS),
+        alerts=main.AlertOptions(rule_labels=main.PROMETHEUS_LABELS),
+        dashboard=main.DashboardOptions(),
+        backups=env.backups,
+        sentinel=SentinelOptions(),
+    )
+    expected = load_all((MIGRATION / "new" / "valkey.k8s.yaml").read_text())
+    assert objects(chart) == expected

@@ -26,7 +26,7 @@ from ._validation import (
     quantity,
     size_to_bytes,
 )
-from .exporter_sidecar import ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
 from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
@@ -62,6 +62,7 @@ MIN_FAILOVER_TIMEOUT_MS = 10_000
 MIN_ROLE_WAIT_SECONDS = 5
 MAX_ROLE_WAIT_SECONDS = 300
 MIN_SENTINEL_MEMORY_BYTES = 32 << 20
+DNS_PORT = 53
 
 # Directives of valkey.conf that this topology sets on the command line of every node: in
 # extra_config they would be overridden without a word, so they are refused there.
@@ -194,7 +195,11 @@ class Sentinel(Construct):
     - the client Service ``<name>`` loses its selector: a Service would send clients to replicas
       as well, where writes fail with READONLY. Clients connect through the Sentinels;
     - with ``exporter``: a ``sentinel-exporter`` container (redis_exporter reading the local
-      Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``.
+      Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``;
+    - with the Valkey's ``network_policy``: ``NetworkPolicy <name>-sentinel``, added to the
+      Valkey's (policies add up): its pods reach each other on 6379 and 26379 (replication, the
+      Sentinels) and DNS (host names), its ``allowed_clients`` reach the Sentinels, and the
+      exporter's ``metrics_namespace`` the Sentinel exporter.
 
     Create it right after the ExporterSidecar and before the Alerts and anything else that
     reads the Valkey's pods (``Valkey(..., sentinel=SentinelOptions())`` does).
@@ -212,8 +217,9 @@ class Sentinel(Construct):
         """
         :param valkey: The Valkey to turn into a primary and replicas. Its chart must have a
             namespace (the pods' host names hold it), the same as this construct's. Not with
-            ``auth_secret`` or ``network_policy`` (not supported yet), nor with an
-            ``extra_config`` that sets the replication directives this topology owns.
+            ``auth_secret`` (not supported yet), nor with an ``extra_config`` that sets the
+            replication directives this topology owns. With its ``network_policy``, a
+            NetworkPolicy ``<name>-sentinel`` opens what the topology needs besides.
         :param exporter: The Valkey's ExporterSidecar: the Sentinels are then exported too, with
             the same image, scrape interval and ServiceMonitor labels. Default: none, so no
             Sentinel metrics (and no :class:`SentinelAlerts`).
@@ -246,11 +252,6 @@ class Sentinel(Construct):
                 f"valkey: {valkey.name!r} has auth_secret, which the Sentinel topology does not support yet "
                 "(replicas and Sentinels would need the password too); leave auth_secret out (ADR 0005: no AUTH)"
             )
-        if valkey.network_policy:
-            raise ValueError(
-                f"valkey: {valkey.name!r} has network_policy, whose policy closes the egress that replication "
-                "and the Sentinels need, which the Sentinel topology does not open yet; leave network_policy out"
-            )
         owned = sorted(set(valkey.extra_config) & set(_OWNED_DIRECTIVES))
         if owned:
             raise ValueError(
@@ -280,6 +281,10 @@ class Sentinel(Construct):
         self.labels = _labels.common_labels(name, valkey.version, COMPONENT)
         self.metrics_service_name: str | None = None
         objects = [("ConfigMap", self.config_map_name), ("Service", self.service_name)]
+        self.network_policy_name: str | None = None
+        if valkey.network_policy:
+            self.network_policy_name = f"{name}-sentinel"
+            objects.append(("NetworkPolicy", self.network_policy_name))
         if exporter is not None:
             self.metrics_service_name = f"{name}-sentinel-metrics"
             objects += [("Service", self.metrics_service_name), ("ServiceMonitor", self.service_name)]
@@ -327,6 +332,8 @@ class Sentinel(Construct):
         )
         if exporter is not None:
             self._export(exporter)
+        if self.network_policy_name is not None:
+            self._network_policy(exporter)
 
     # -- wiring points -------------------------------------------------------------
 
@@ -498,6 +505,44 @@ class Sentinel(Construct):
                 ],
             },
         )
+
+    def _network_policy(self, exporter: ExporterSidecar | None) -> None:
+        """What the Valkey's policy (6379 from its clients, no egress) lacks for this topology."""
+        valkey = self.valkey
+        assert self.network_policy_name is not None
+        pods = [k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels))]
+        between_pods = [_port(valkey.port), _port(PORT)]
+        ingress = [
+            k8s.NetworkPolicyIngressRule(from_=pods, ports=between_pods),
+            k8s.NetworkPolicyIngressRule(from_=list(valkey.allowed_clients), ports=[_port(PORT)]),
+        ]
+        if exporter is not None:
+            monitoring = k8s.LabelSelector(match_labels={NAMESPACE_NAME_LABEL: exporter.metrics_namespace})
+            ingress.append(
+                k8s.NetworkPolicyIngressRule(
+                    from_=[k8s.NetworkPolicyPeer(namespace_selector=monitoring)], ports=[_port(EXPORTER_PORT)]
+                )
+            )
+        k8s.KubeNetworkPolicy(
+            self,
+            "NetworkPolicy",
+            metadata=k8s.ObjectMeta(name=self.network_policy_name, labels=dict(self.labels)),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels),
+                policy_types=["Ingress", "Egress"],
+                ingress=ingress,
+                # DNS on port 53 to any address: the resolver differs per cluster (kube-dns,
+                # CoreDNS, NodeLocal DNSCache on a link-local address), as for the SmokeCheck Job.
+                egress=[
+                    k8s.NetworkPolicyEgressRule(to=pods, ports=between_pods),
+                    k8s.NetworkPolicyEgressRule(ports=[_port(DNS_PORT, "UDP"), _port(DNS_PORT, "TCP")]),
+                ],
+            ),
+        )
+
+
+def _port(port: int, protocol: str = "TCP") -> k8s.NetworkPolicyPort:
+    return k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol=protocol)
 
 
 def _millis(prop: str, duration: cdk8s.Duration) -> int:
