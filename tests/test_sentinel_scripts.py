@@ -498,6 +498,64 @@ def test_a_frozen_sentinel_costs_one_timeout(cluster: Cluster, scripts_dir: Path
     assert took < 3
 
 
+# -- sentinel-start.sh -------------------------------------------------------------------------
+
+
+def _sentinel_master(node: Node) -> dict[str, str]:
+    with valkey.Valkey(host="127.0.0.1", port=node.sentinel_port, decode_responses=True) as conn:
+        reply = conn.execute_command("SENTINEL", "MASTER", MASTER)
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def _first_line(path: Path) -> str:
+    return path.read_text().splitlines()[0]
+
+
+def test_sentinel_start_keeps_the_state_and_takes_the_settings_from_the_template(cluster: Cluster) -> None:
+    """A restart keeps what the Sentinel learnt (the primary, the epochs, its id, the replicas it
+    knew) and applies the manifest's settings (down-after from the template, not the old 30 s)."""
+    n0, n1, n2 = cluster.nodes
+    myid = "0123456789abcdef0123456789abcdef01234567"
+    n0.state_file.parent.mkdir()
+    n0.state_file.write_text(
+        "port 1\n"
+        f"sentinel monitor {MASTER} 127.0.0.1 {n2.port} 2\n"
+        f"sentinel down-after-milliseconds {MASTER} 30000\n"
+        f"sentinel config-epoch {MASTER} 7\n"
+        "sentinel current-epoch 7\n"
+        f"sentinel myid {myid}\n"
+        f"sentinel known-replica {MASTER} 127.0.0.1 {n1.port}\n"
+        "sentinel known-replica another 127.0.0.1 1\n"
+    )
+    n0.start_sentinel()
+    assert _first_line(n0.data.parent / "sentinel0.log") == (
+        f"sentinel-start: monitoring {MASTER} at 127.0.0.1:{n2.port}, quorum 2 "
+        f"(kept from {n0.state_file} (config-epoch 7))"
+    )
+    master = _sentinel_master(n0)
+    assert (master["ip"], master["port"], master["config-epoch"]) == ("127.0.0.1", str(n2.port), "7")
+    assert (master["down-after-milliseconds"], master["quorum"], master["num-slaves"]) == ("1000", "2", "1")
+    with valkey.Valkey(host="127.0.0.1", port=n0.sentinel_port, decode_responses=True) as conn:
+        assert conn.execute_command("SENTINEL", "MYID") == myid
+    state = n0.state_file.read_text()
+    assert "known-replica another" not in state
+    assert f"sentinel announce-ip 127.0.0.1\nsentinel announce-port {n0.sentinel_port}\n" in state
+
+
+def test_sentinel_first_start_asks_the_other_sentinels(cluster: Cluster) -> None:
+    """Without a state (new claim), a Sentinel monitors the primary the others name, at their
+    epoch, not the bootstrap one."""
+    n0, n1, n2 = cluster.nodes
+    _lone_sentinel(n1, n2, 4)
+    n0.start_sentinel()
+    assert _first_line(n0.data.parent / "sentinel0.log") == (
+        f"sentinel-start: monitoring {MASTER} at 127.0.0.1:{n2.port}, quorum 2 "
+        "(first start: 1 of 3 Sentinels name it (config-epoch 4))"
+    )
+    master = _sentinel_master(n0)
+    assert (master["port"], master["config-epoch"]) == (str(n2.port), "4")
+
+
 # -- a cluster: start, failover, restarts ----------------------------------------------------
 
 
