@@ -130,7 +130,14 @@ def test_valkey_container() -> None:
     objs = objects(chart)
     ctr = container(objs)
     assert ctr["command"] == ["sh", "/sentinel/valkey-role.sh", "sh", "/scripts/entrypoint.sh"]
-    assert ctr["args"] == ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
+    assert ctr["args"] == [
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "2",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
     assert env(ctr) == {
         "VALKEY_CONFIG_FILE": "/etc/valkey/valkey.conf",
         "VALKEY_DATA_DIR": "/data",
@@ -165,6 +172,7 @@ def test_sentinel_container() -> None:
     assert ctr["command"] == ["sh", "/sentinel/sentinel-start.sh"]
     assert ctr["ports"] == [{"containerPort": 26379, "name": "sentinel", "protocol": "TCP"}]
     assert env(ctr)["VALKEY_PORT"] == "26379"
+    assert env(ctr)["VALKEY_SENTINEL_TEMPLATE"] == "/sentinel/sentinel.conf"
     assert ctr["resources"] == {"limits": {"memory": "64Mi"}, "requests": {"cpu": "10m", "memory": "64Mi"}}
     assert ctr["securityContext"] == container(objects(chart))["securityContext"]
     assert ctr["volumeMounts"] == [
@@ -277,6 +285,9 @@ def test_wiring_points() -> None:
         "sentinels": [{"host": host, "port": 26379} for host in HOSTS],
         "name": "valkey",
         "failoverDetector": True,
+        "disconnectTimeout": 100,
+        "connectTimeout": 1000,
+        "sentinelCommandTimeout": 1000,
     }
 
 
@@ -288,7 +299,7 @@ def test_options() -> None:
         SentinelOptions(
             replicas=4,
             master_name="queues",
-            down_after=cdk8s.Duration.millis(2500),
+            down_after=cdk8s.Duration.millis(8500),
             failover_timeout=cdk8s.Duration.minutes(3),
             min_replicas_to_write=2,
             min_replicas_max_lag=cdk8s.Duration.seconds(5),
@@ -301,13 +312,13 @@ def test_options() -> None:
     assert sentinel.quorum == 3
     assert template_lines(chart)[-4:] == [
         "sentinel monitor queues valkey-0.valkey-headless.apps.svc 6379 3",
-        "sentinel down-after-milliseconds queues 2500",
+        "sentinel down-after-milliseconds queues 8500",
         "sentinel failover-timeout queues 180000",
         "sentinel parallel-syncs queues 1",
     ]
     objs = objects(chart)
     ctr = container(objs)
-    assert ctr["args"] == ["--min-replicas-to-write", "2", "--min-replicas-max-lag", "5"]
+    assert ctr["args"][:4] == ["--min-replicas-to-write", "2", "--min-replicas-max-lag", "5"]
     assert env(ctr)["VALKEY_SENTINEL_WAIT_SECONDS"] == "30"
     assert env(ctr)["VALKEY_MASTER_NAME"] == "queues"
     assert len(env(ctr)["VALKEY_SENTINELS"].split()) == 5
@@ -319,6 +330,13 @@ def test_options() -> None:
         f"data-valkey-{i}" for i in range(5)
     ]
     assert sentinel.ioredis_options["name"] == "queues"
+
+
+def test_min_replicas_max_lag_follows_down_after() -> None:
+    assert SentinelOptions().min_replicas_max_lag is not None
+    for down_after, lag in ((4000, "1"), (5000, "2"), (4999, "1"), (30_000, "27")):
+        chart, _ = build(SentinelOptions(down_after=cdk8s.Duration.millis(down_after)))
+        assert container(objects(chart))["args"][2:4] == ["--min-replicas-max-lag", lag]
 
 
 def test_min_replicas_to_write_zero_turns_it_off() -> None:
@@ -379,9 +397,9 @@ def test_objects_validate_against_kubernetes_and_the_crds() -> None:
             "starting with a letter or digit",
         ),
         (
-            {"down_after": cdk8s.Duration.millis(500)},
-            "down_after: 500ms is not allowed; use from 1000ms to 60000ms (shorter fails over on a hiccup, "
-            "longer leaves clients without a primary)",
+            {"down_after": cdk8s.Duration.millis(3500)},
+            "down_after: 3500ms is not allowed; use from 4000ms to 60000ms (shorter leaves an isolated old "
+            "primary taking writes after the failover, longer leaves clients without a primary)",
         ),
         (
             {"failover_timeout": cdk8s.Duration.seconds(5)},
@@ -395,7 +413,13 @@ def test_objects_validate_against_kubernetes_and_the_crds() -> None:
         ),
         (
             {"min_replicas_max_lag": cdk8s.Duration.millis(1500)},
-            "min_replicas_max_lag: 1500ms is not allowed; use whole seconds, at least 1s",
+            "min_replicas_max_lag: 1500ms is not allowed with down_after 5000ms; use whole seconds from 1s to 2s "
+            "(down_after - 3s), so that an isolated old primary stops taking writes before a replica is promoted",
+        ),
+        (
+            {"min_replicas_max_lag": cdk8s.Duration.seconds(10)},
+            "min_replicas_max_lag: 10s is not allowed with down_after 5000ms; use whole seconds from 1s to 2s "
+            "(down_after - 3s), so that an isolated old primary stops taking writes before a replica is promoted",
         ),
         ({"role_wait": cdk8s.Duration.seconds(2)}, "role_wait: 2s is not allowed; use whole seconds, from 5s to 300s"),
         (

@@ -163,7 +163,12 @@ def test_labels_and_runbook_url_come_from_the_alerts() -> None:
 
 def test_thresholds_follow_the_sentinel() -> None:
     chart, _ = build(
-        SentinelOptions(replicas=4, min_replicas_to_write=2, min_replicas_max_lag=cdk8s.Duration.seconds(20))
+        SentinelOptions(
+            replicas=4,
+            min_replicas_to_write=2,
+            down_after=cdk8s.Duration.seconds(30),
+            min_replicas_max_lag=cdk8s.Duration.seconds(20),
+        )
     )
     by_name = {r["alert"]: r for r in rules(chart)}
     assert by_name["ValkeySentinelQuorumLost"]["expr"].startswith(
@@ -171,7 +176,7 @@ def test_thresholds_follow_the_sentinel() -> None:
         'service="valkey-sentinel-metrics",master_name="valkey"}) < 3\n'
     )
     assert "<= 20) >= 2" in by_name["ValkeyWritesRefusedNoReplicas"]["expr"]
-    assert by_name["ValkeyReplicationLagging"]["expr"].endswith("> 10")
+    assert by_name["ValkeyReplicationLagging"]["expr"].endswith("> 20")
 
 
 def test_no_writes_refused_alert_without_min_replicas_to_write() -> None:

@@ -194,7 +194,6 @@ class SentinelAlerts(Construct):
         role_master = 'role="master"'
         primary = f"max by (namespace, service, pod) ({m('instance_info', role_master)})"
         max_lag = duration_millis(sentinel.min_replicas_max_lag) // 1000
-        lag_threshold = max(1, max_lag // 2)
         window = _prometheus_duration(FAILOVER_WINDOW_SECONDS)
         online = m("connected_slave_lag_seconds", 'slave_state="online"')
         writes = sentinel.min_replicas_to_write
@@ -254,14 +253,14 @@ class SentinelAlerts(Construct):
             ),
             _Rule(
                 "ValkeyReplicationLagging",
-                f"{m('connected_slave_lag_seconds')} > {lag_threshold}",
+                f"{m('connected_slave_lag_seconds')} > {max_lag}",
                 LAGGING_FOR_SECONDS,
                 "warning",
                 f"A replica of Valkey {target} lags",
                 f"Primary {{{{ $labels.pod }}}} of {target} has had no acknowledgement from replica "
-                f"{{{{ $labels.slave_ip }}}} for {{{{ $value }}}}s, repeatedly for "
-                f"{_prometheus_duration(LAGGING_FOR_SECONDS)}. Past {max_lag}s (min-replicas-max-lag) it no "
-                "longer counts for min-replicas-to-write.",
+                f"{{{{ $labels.slave_ip }}}} for {{{{ $value }}}}s, more than min-replicas-max-lag ({max_lag}s), "
+                f"at every evaluation for {_prometheus_duration(LAGGING_FOR_SECONDS)}: it does not count for "
+                "min-replicas-to-write, and with no replica left that counts, writes stop.",
             ),
             _Rule(
                 "ValkeyFailover",
