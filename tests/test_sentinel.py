@@ -159,6 +159,7 @@ def test_valkey_container() -> None:
         "/scripts/probe.sh",
         "ready",
     ]
+    assert ctr["lifecycle"] == {"preStop": {"exec": {"command": ["sh", "/sentinel/handover.sh"]}}}
     # Startup and liveness stay probe.sh's: PONG to start, LOADING tolerated to stay alive.
     assert ctr["startupProbe"]["exec"]["command"] == ["sh", "/scripts/probe.sh", "ready"]
     assert ctr["livenessProbe"]["exec"]["command"] == ["sh", "/scripts/probe.sh", "alive"]

@@ -42,7 +42,8 @@ ROLE_SCRIPT = "valkey-role.sh"
 START_SCRIPT = "sentinel-start.sh"
 LIB_SCRIPT = "sentinel-lib.sh"
 PROBE_SCRIPT = "replica-probe.sh"
-SCRIPTS = (ROLE_SCRIPT, START_SCRIPT, LIB_SCRIPT, PROBE_SCRIPT)
+HANDOVER_SCRIPT = "handover.sh"
+SCRIPTS = (ROLE_SCRIPT, START_SCRIPT, LIB_SCRIPT, PROBE_SCRIPT, HANDOVER_SCRIPT)
 
 # The Sentinel exporter: a second redis_exporter per pod, reading the local Sentinel (redis_exporter
 # recognizes a Sentinel by its INFO and exports valkey_sentinel_*). 9355 is the port the Sentinel
@@ -457,6 +458,8 @@ class Sentinel(Construct):
             "0",
         )
         valkey.wrap_probe("readiness", "sh", f"{MOUNT_PATH}/{PROBE_SCRIPT}")
+        # A rolling update stops the primary last: hand over first, instead of a failover.
+        valkey.set_pre_stop("sh", f"{MOUNT_PATH}/{HANDOVER_SCRIPT}")
 
     def _container(self) -> _plain.JsonObject:
         """The ``sentinel`` container (``k8s.Container``) as JSON."""

@@ -548,6 +548,11 @@ class ValkeyStatefulSet(Construct):
         command = [*prefix, *probe["exec"]["command"]]
         self._change_valkey_container(key, {**probe, "exec": {"command": command}})
 
+    def set_pre_stop(self, *command: str) -> None:
+        """Run ``command`` in the ``valkey`` container before the kubelet stops it (a ``preStop``
+        exec hook), within the pod's termination grace period."""
+        self._change_valkey_container("lifecycle", {"preStop": {"exec": {"command": list(command)}}})
+
     def add_pod_annotation(self, key: str, value: str) -> None:
         """Annotate the pod template, e.g. a checksum of a ConfigMap the pod mounts: a new value
         rolls the pods."""
