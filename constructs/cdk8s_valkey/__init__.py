@@ -5,6 +5,8 @@ from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .sentinel import Sentinel, SentinelOptions
+from .sentinel_alerts import SentinelAlertOptions, SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
@@ -22,6 +24,10 @@ __all__ = [
     "PodOptions",
     "RecurringJobSchedule",
     "SecretKeyRef",
+    "Sentinel",
+    "SentinelAlertOptions",
+    "SentinelAlerts",
+    "SentinelOptions",
     "SmokeCheck",
     "SmokeCheckOptions",
     "Valkey",

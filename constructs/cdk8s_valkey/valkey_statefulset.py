@@ -61,6 +61,10 @@ STORAGE_TO_MEMORY_MIN = 3
 # Longhorn volume under load can take much longer and SIGKILL would cut the flush.
 TERMINATION_GRACE_SECONDS = 60
 STARTUP_PERIOD_SECONDS = 5
+# set_replicas: at most this many pods; the claim template's size (fixed: Kubernetes refuses any
+# change to it) is the smallest storage_size allowed, so any claim it creates can only grow.
+MAX_REPLICAS = 7
+CLAIM_TEMPLATE_STORAGE = f"{STORAGE_TO_MEMORY_MIN * MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
 STARTUP_SECONDS_PER_GIB = 25
 STARTUP_BUDGET_FLOOR_SECONDS = 60
 
@@ -270,6 +274,7 @@ class ValkeyStatefulSet(Construct):
             check_instance("pod", pod, PodOptions, "a PodOptions(...)")
         self.pod = pod or PodOptions()
         self._service_annotations = check_annotations("service_annotations", service_annotations or {})
+        self.extra_config = dict(extra_config or {})
         self.config_text = render_config(
             extra_config or {},
             port=PORT,
@@ -301,6 +306,7 @@ class ValkeyStatefulSet(Construct):
                 *([("NetworkPolicy", self.name)] if network_policy else []),
             ],
         )
+        self.replicas = 1
         self._container_names = {"valkey"}
         self._volume_names = {"data", "config", "scripts"}
         self._checksum_inputs: dict[str, str] = {}
@@ -330,7 +336,7 @@ class ValkeyStatefulSet(Construct):
             # value in the same key does not (docs/security.md: rotation).
             self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
-        k8s.KubeService(
+        self.headless_service = k8s.KubeService(
             self,
             "HeadlessService",
             metadata=self._metadata(self.headless_service_name),
@@ -437,6 +443,128 @@ class ValkeyStatefulSet(Construct):
         self._reserve_name(self._volume_names, "volume", volume.name)
         self._patch_pod("volumes", _plain.pod_spec_fields(volumes=[volume])["volumes"][0])
 
+    # -- hooks for topologies built on this pod (Sentinel) ----------------------------
+
+    @property
+    def pod_names(self) -> tuple[str, ...]:
+        """The pods' names, ``<name>-0`` to ``<name>-<replicas - 1>``."""
+        return tuple(f"{self.name}-{ordinal}" for ordinal in range(self.replicas))
+
+    @property
+    def claim_names(self) -> tuple[str, ...]:
+        """The data claims, one per pod: ``data-<name>-0`` to ``data-<name>-<replicas - 1>``."""
+        return tuple(f"{DATA_VOLUME}-{pod}" for pod in self.pod_names)
+
+    def set_replicas(self, replicas: int) -> None:
+        """Run ``replicas`` pods, each on a data claim of its own, once, before other constructs read
+        :attr:`pod_names`. What the pods are to each other (a primary and its replicas) is the
+        caller's to set up: without that, each would be an independent Valkey.
+
+        A pod template is the same for every pod, so one claim name cannot serve them all: the
+        StatefulSet gets a claim template ``data``, whose claims ``data-<name>-<ordinal>`` are also
+        rendered as claims of their own like ``data-<name>-0`` (never pruned, growing in place; the
+        StatefulSet adopts them). The template stays as it is first rendered, because Kubernetes
+        refuses any change to it: its size is the smallest this construct allows, which each claim
+        may only grow from. Pods start and stop together (``podManagementPolicy: Parallel``), so
+        that no pod waits for another's readiness, and the claims are kept when the StatefulSet is
+        deleted or scaled down. Both fields, and the claim template, are frozen on a live
+        StatefulSet: going from one pod to several is the one-time
+        ``kubectl delete statefulset <name> --cascade=orphan`` (docs/operations.md)."""
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 2 <= replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas: {replicas!r} is not allowed; use a whole number from 2 to {MAX_REPLICAS}")
+        if self.replicas != 1:
+            raise ValueError(f"replicas: {self.name!r} already runs {self.replicas} pods; set them once")
+        self.replicas = replicas
+        claims = [self.claim]
+        for ordinal in range(1, replicas):
+            claim = k8s.KubePersistentVolumeClaim(
+                self,
+                f"Data{ordinal}",
+                metadata=k8s.ObjectMeta(
+                    name=self.claim_names[ordinal],
+                    labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
+                    annotations=dict(KEEP_ANNOTATIONS),
+                ),
+                spec=k8s.PersistentVolumeClaimSpec(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=self.storage_class,
+                    resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
+                ),
+            )
+            claims.append(claim)
+        _registry.register(self, [("PersistentVolumeClaim", name) for name in self.claim_names[1:]])
+        for claim in claims:
+            # Claims first in the output: kubectl apply then creates them before the StatefulSet.
+            self.statefulset.add_dependency(claim)
+        template = {
+            "metadata": {"name": DATA_VOLUME},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": CLAIM_TEMPLATE_STORAGE}},
+                "storageClassName": self.storage_class,
+            },
+        }
+        for path, value in (
+            ("/spec/replicas", replicas),
+            ("/spec/podManagementPolicy", "Parallel"),
+            ("/spec/persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            ("/spec/volumeClaimTemplates", [template]),
+        ):
+            self.statefulset.add_json_patch(cdk8s.JsonPatch.add(path, value))
+        # The pod volume `data` (index 0, mounting data-<name>-0): the claim template replaces it.
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.remove("/spec/template/spec/volumes/0"))
+
+    def wrap_command(self, *prefix: str) -> None:
+        """Run the ``valkey`` container's command through a wrapper: the command becomes ``prefix``
+        followed by the current one, which the wrapper must ``exec`` (with arguments it may add)."""
+        self._change_valkey_container("command", [*prefix, *self._valkey_container["command"]])
+
+    def add_args(self, *args: str) -> None:
+        """Append arguments to the ``valkey`` container (``args``): the entrypoint hands them to
+        valkey-server, where a command-line option overrides ``valkey.conf``."""
+        self._change_valkey_container("args", [*self._valkey_container.get("args", []), *args])
+
+    def add_env(self, name: str, *, value: str | None = None, field_path: str | None = None) -> None:
+        """Add an env var to the ``valkey`` container: a ``value``, or a ``field_path`` of the pod
+        (downward API, e.g. ``metadata.name``). Raises on a name the container already has."""
+        env = self._valkey_container["env"]
+        if any(var["name"] == name for var in env) or (value is None) == (field_path is None):
+            raise ValueError(f"env {name!r}: give a new name and exactly one of value and field_path")
+        source = {"value": value} if field_path is None else {"valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+        self._change_valkey_container("env", [*env, {"name": name, **source}])
+
+    def add_volume_mount(self, volume: str, mount_path: str, *, read_only: bool = True) -> None:
+        """Mount a pod volume (see :meth:`add_volume`) into the ``valkey`` container."""
+        mount = {"name": volume, "mountPath": mount_path, **({"readOnly": True} if read_only else {})}
+        self._change_valkey_container("volumeMounts", [*self._valkey_container["volumeMounts"], mount])
+
+    def wrap_probe(self, kind: str, *prefix: str) -> None:
+        """Run one exec probe of the ``valkey`` container (``startup``, ``readiness`` or ``liveness``)
+        through a wrapper: its command becomes ``prefix`` followed by the current one."""
+        key = f"{kind}Probe"
+        if key not in ("startupProbe", "readinessProbe", "livenessProbe"):
+            raise ValueError(f"kind: {kind!r} is not a probe; use 'startup', 'readiness' or 'liveness'")
+        probe = self._valkey_container[key]
+        command = [*prefix, *probe["exec"]["command"]]
+        self._change_valkey_container(key, {**probe, "exec": {"command": command}})
+
+    def set_pre_stop(self, *command: str) -> None:
+        """Run ``command`` in the ``valkey`` container before the kubelet stops it (a ``preStop``
+        exec hook), within the pod's termination grace period."""
+        self._change_valkey_container("lifecycle", {"preStop": {"exec": {"command": list(command)}}})
+
+    def add_pod_annotation(self, key: str, value: str) -> None:
+        """Annotate the pod template, e.g. a checksum of a ConfigMap the pod mounts: a new value
+        rolls the pods."""
+        escaped = key.replace("~", "~0").replace("/", "~1")
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.add(f"/spec/template/metadata/annotations/{escaped}", value))
+
+    def _change_valkey_container(self, field: str, value: object) -> None:
+        """Set one field of the ``valkey`` container (the pod's first) and render it again."""
+        self._valkey_container[field] = value
+        container = _plain.sanitized(self._valkey_container)
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.replace("/spec/template/spec/containers/0", container))
+
     def _add_container_json(self, name: str, container: _plain.JsonObject) -> None:
         """:meth:`add_container` for a container that is already JSON (the exporter's), sorted
         as :func:`_plain.sanitized` sorts it."""
@@ -489,7 +617,7 @@ class ValkeyStatefulSet(Construct):
             secret = self.auth_secret
             env += [_plain.secret_env(n, secret.name, secret.key) for n in (PASSWORD_ENV, CLI_PASSWORD_ENV)]
             command = ["sh", f"{SCRIPTS_DIR}/{AUTH_SCRIPT}"]
-        container = {
+        container: _plain.JsonObject = {
             "name": "valkey",
             "image": self.image,
             "imagePullPolicy": "IfNotPresent",
@@ -522,6 +650,7 @@ class ValkeyStatefulSet(Construct):
                 {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
             ],
         }
+        self._valkey_container = container
         pod = self.pod
         return {
             "replicas": 1,
