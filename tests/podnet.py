@@ -528,6 +528,10 @@ class NetPod:
     def exists(self) -> bool:
         return self.sandbox is not None
 
+    def running(self, container: str = "valkey") -> bool:
+        """The pod exists and the container's process runs (it may be frozen)."""
+        return self.sandbox is not None and self.container(container).running
+
     def container(self, name: str) -> PodRunner:
         try:
             return self.containers[name]
