@@ -1,8 +1,10 @@
 """Time the phases of one synth in a fresh interpreter and count jsii round trips per phase.
 
-Run by ``bench/synth.py`` as ``python bench/_synth_phases.py project|floor OUTDIR [FLOOR_DIR]``;
-prints one JSON object. The phases are the imports in dependency order (the first jsii call
-starts the Node runtime, reported on its own), building the chart, and ``app.synth()``.
+Run by ``bench/synth.py`` as ``python bench/_synth_phases.py project|floor OUTDIR`` or
+``python bench/_synth_phases.py valkeys OUTDIR APP_DIR`` (the temporary app of N Valkeys in
+APP_DIR, its ``build(app, COUNT)``); prints one JSON object. The phases are the imports in
+dependency order (the first jsii call starts the Node runtime, reported on its own), building
+the chart, and ``app.synth()``.
 Interpreter start-up and exit (which stops the Node runtime) are what the caller's wall clock
 adds on top.
 """
@@ -79,16 +81,19 @@ def main() -> None:
 
     _mark("import cdk8s_plus_28")
     app = None
-    if app_kind == "project":
-        sys.path.insert(0, str(REPO))
+    if app_kind in ("project", "valkeys"):
+        sys.path.insert(0, str(REPO) if app_kind == "project" else sys.argv[3])
         import cdk8s_valkey  # noqa: PLC0415, F401
 
         _mark("import cdk8s_valkey (ours, with its CRD bindings)")
-        import main as project_main  # noqa: PLC0415
+        import main as app_main  # noqa: PLC0415
 
         _mark("import main.py")
         app = cdk8s.App(outdir=outdir)
-        project_main.build(app, project_main.PRODUCTION)
+        if app_kind == "project":
+            app_main.build(app, app_main.PRODUCTION)
+        else:
+            app_main.build(app, app_main.COUNT)
     else:
         app = cdk8s.App(outdir=outdir)
         chart = cdk8s.Chart(app, "floor")

@@ -1,11 +1,17 @@
 """Benchmark 1, synth: whole-process `cdk8s synth` of this project against the floor of a minimal
-cdk8s app, plus `python main.py` alone, a phase profile of both, and (full mode) the test suite.
+cdk8s app, plus `python main.py` alone, a phase profile of both, the cost of each further Valkey
+in an app, and (full mode) the test suite.
 
 The floor is the least any cdk8s-plus app pays: a temporary app that imports cdk8s,
 cdk8s_plus_28 and constructs and synthesizes one ConfigMap, run by the same venv python through
 the same CLI (`cdk8s synth --no-check-upgrade` into a temporary outdir). Runs are interleaved
 (project, floor, floor, project, ...) so that load from other work on the machine hits both alike;
 the figures are medians and the ratio is project / floor.
+
+The cost of each further Valkey: two temporary apps that differ only in how many `Valkey(...)`
+composites (each with exporter queues and alerts) one chart holds, 5 and 1, synthesized the same
+way and interleaved; (t5 - t1) / 4 is what one more Valkey adds to a whole `cdk8s synth`. The
+phase profile of both counts the jsii round trips each Valkey makes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from ._common import (
 )
 
 TARGET_RATIO = 1.3
+# Issue 12: each further Valkey in an app costs at most this much whole-process synth time.
+TARGET_MS_PER_VALKEY = 40
+VALKEY_COUNTS = (1, 5)
 PHASES_SCRIPT = Path(__file__).resolve().parent / "_synth_phases.py"
 
 FLOOR_APP = '''\
@@ -52,9 +61,45 @@ app.synth()
 '''
 
 
-def _write_floor_app(directory: Path) -> None:
-    (directory / "main.py").write_text(FLOOR_APP, encoding="utf-8")
+VALKEYS_APP = '''\
+"""{count} Valkey(s) in one chart, each as production sets one up: exporter queues, alerts."""
+
+import cdk8s
+
+from cdk8s_valkey import AlertOptions, ExporterOptions, Valkey
+
+COUNT = {count}
+LABELS = {{"release": "kube-prometheus-stack"}}
+
+
+def build(app: cdk8s.App, count: int) -> None:
+    chart = cdk8s.Chart(app, "valkeys", namespace="apps")
+    for index in range(count):
+        Valkey(
+            chart,
+            f"cache-{{index}}",
+            memory_limit=cdk8s.Size.gibibytes(1),
+            exporter=ExporterOptions(bullmq_queues=("emails", "webhooks"), service_monitor_labels=LABELS),
+            alerts=AlertOptions(rule_labels=LABELS),
+        )
+
+
+if __name__ == "__main__":
+    app = cdk8s.App()
+    build(app, COUNT)
+    app.synth()
+'''
+
+
+def _write_app(directory: Path, source: str) -> Path:
+    directory.mkdir()
+    (directory / "main.py").write_text(source, encoding="utf-8")
     (directory / "cdk8s.yaml").write_text(f"language: python\napp: {PYTHON} main.py\n", encoding="utf-8")
+    return directory
+
+
+def _write_floor_app(directory: Path) -> None:
+    _write_app(directory, FLOOR_APP)
 
 
 def _python_env(tmp: Path, *, bytecode: bool, **extra: str) -> dict[str, str]:
@@ -72,18 +117,18 @@ def _python_env(tmp: Path, *, bytecode: bool, **extra: str) -> dict[str, str]:
     return env
 
 
-def _interleaved(
-    project: list[str], floor: list[str], runs: int, *, floor_dir: Path, tmp: Path, bytecode: bool = True
+def _alternate(
+    apps: dict[str, tuple[list[str], Path]], runs: int, *, tmp: Path, bytecode: bool = True
 ) -> dict[str, list[float]]:
-    """Alternate project and floor runs (ABBA order); each writes into a fresh outdir."""
-    times: dict[str, list[float]] = {"project": [], "floor": []}
+    """Whole-process wall times of two commands (name -> argv, cwd), alternated ABBA so that load
+    from other work on the machine hits both alike; each run writes into a fresh outdir."""
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    names = list(apps)
     for i in range(runs):
-        order = ["project", "floor"] if i % 2 == 0 else ["floor", "project"]
-        for which in order:
+        for which in names if i % 2 == 0 else names[::-1]:
+            argv, cwd = apps[which]
             outdir = Path(tempfile.mkdtemp(prefix=f"{which}-", dir=tmp))
-            argv = [*(project if which == "project" else floor)]
             argv = [a.replace("{outdir}", str(outdir)) for a in argv]
-            cwd = REPO if which == "project" else floor_dir
             env = _python_env(tmp, bytecode=bytecode, CDK8S_OUTDIR=str(outdir))
             times[which].append(timed(argv, cwd=cwd, env=env))
             produced = list(outdir.glob("*.k8s.yaml"))
@@ -93,14 +138,22 @@ def _interleaved(
     return times
 
 
-def _phases(kind: str, runs: int, tmp: Path) -> tuple[list[dict[str, Any]], float, float]:
+def _interleaved(
+    project: list[str], floor: list[str], runs: int, *, floor_dir: Path, tmp: Path, bytecode: bool = True
+) -> dict[str, list[float]]:
+    """This project (in the checkout) against the floor app."""
+    return _alternate({"project": (project, REPO), "floor": (floor, floor_dir)}, runs, tmp=tmp, bytecode=bytecode)
+
+
+def _phases(kind: str, runs: int, tmp: Path, app_dir: Path | None = None) -> tuple[list[dict[str, Any]], float, float]:
     """Median phase times of `kind` over `runs` fresh interpreters: (phases, inner s, wall s)."""
     samples: list[dict[str, Any]] = []
     walls: list[float] = []
     for _ in range(runs):
         outdir = Path(tempfile.mkdtemp(prefix=f"phases-{kind}-", dir=tmp))
         start = time.perf_counter()
-        result = run([PYTHON, str(PHASES_SCRIPT), kind, str(outdir)], cwd=REPO, env=_python_env(tmp, bytecode=True))
+        argv = [PYTHON, str(PHASES_SCRIPT), kind, str(outdir), *([str(app_dir)] if app_dir else [])]
+        result = run(argv, cwd=REPO, env=_python_env(tmp, bytecode=True))
         walls.append(time.perf_counter() - start)
         samples.append(json.loads(result.stdout.strip().splitlines()[-1]))
         shutil.rmtree(outdir)
@@ -116,6 +169,100 @@ def _phases(kind: str, runs: int, tmp: Path) -> tuple[list[dict[str, Any]], floa
             }
         )
     return phases, median([s["inner_seconds"] for s in samples]), median(walls)
+
+
+def _phase(phases: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    return next(p for p in phases if p["phase"].startswith(prefix))
+
+
+def _per_valkey(cli: list[str], runs: int, phase_runs: int, tmp: Path) -> dict[str, Any]:
+    """What each further Valkey costs: the apps of 5 and of 1 Valkey, interleaved, (t5 - t1) / 4."""
+    few, many = VALKEY_COUNTS
+    dirs = {count: _write_app(tmp / f"valkeys-{count}", VALKEYS_APP.format(count=count)) for count in VALKEY_COUNTS}
+    apps = {str(count): (cli, directory) for count, directory in dirs.items()}
+    _alternate(apps, 1, tmp=tmp)  # untimed: page cache, bytecode of the two apps
+    times = _alternate(apps, runs, tmp=tmp)
+    whole = {count: median(times[str(count)]) for count in VALKEY_COUNTS}
+    phases = {count: _phases("valkeys", phase_runs, tmp, dirs[count]) for count in VALKEY_COUNTS}
+    steps = many - few
+
+    def profile(prefix: str) -> dict[str, Any]:
+        by_count = {count: _phase(phases[count][0], prefix) for count in VALKEY_COUNTS}
+        return {
+            "ms": {count: by_count[count]["seconds"] * 1000 for count in VALKEY_COUNTS},
+            "jsii_calls": {count: by_count[count]["jsii_calls"] for count in VALKEY_COUNTS},
+            "jsii_ms": {count: by_count[count]["jsii_seconds"] * 1000 for count in VALKEY_COUNTS},
+            "ms_per_valkey": (by_count[many]["seconds"] - by_count[few]["seconds"]) * 1000 / steps,
+            "jsii_calls_per_valkey": (by_count[many]["jsii_calls"] - by_count[few]["jsii_calls"]) / steps,
+            "jsii_ms_per_valkey": (by_count[many]["jsii_seconds"] - by_count[few]["jsii_seconds"]) * 1000 / steps,
+        }
+
+    return {
+        "counts": list(VALKEY_COUNTS),
+        "runs": runs,
+        "synth_seconds": times,
+        "ms_per_valkey": (whole[many] - whole[few]) * 1000 / steps,
+        "build": profile("build the chart"),
+        "synth": profile("app.synth()"),
+        "inner_ms_per_valkey": (phases[many][1] - phases[few][1]) * 1000 / steps,
+        "wall_ms_per_valkey": (phases[many][2] - phases[few][2]) * 1000 / steps,
+    }
+
+
+def _per_valkey_md(cost: dict[str, Any]) -> str:
+    few, many = cost["counts"]
+    times = cost["synth_seconds"]
+    build, synth = cost["build"], cost["synth"]
+    per = cost["ms_per_valkey"]
+    rest = per - build["ms_per_valkey"] - synth["ms_per_valkey"]
+    rows = [
+        [
+            "`cdk8s synth` whole process, s (median)",
+            f"{median(times[str(few)]):.2f}",
+            f"{median(times[str(many)]):.2f}",
+            f"**{per:.0f} ms**",
+        ],
+        [
+            "building the chart (Python and jsii), ms",
+            f"{build['ms'][few]:.0f}",
+            f"{build['ms'][many]:.0f}",
+            f"{build['ms_per_valkey']:.0f} ms",
+        ],
+        [
+            "jsii round trips while building (waiting on Node, ms)",
+            f"{build['jsii_calls'][few]} ({build['jsii_ms'][few]:.0f} ms)",
+            f"{build['jsii_calls'][many]} ({build['jsii_ms'][many]:.0f} ms)",
+            f"**{build['jsii_calls_per_valkey']:.0f}** ({build['jsii_ms_per_valkey']:.0f} ms)",
+        ],
+        [
+            "`app.synth()` (Node resolves, sorts and writes the YAML), ms",
+            f"{synth['ms'][few]:.0f}",
+            f"{synth['ms'][many]:.0f}",
+            f"{synth['ms_per_valkey']:.0f} ms",
+        ],
+        ["the rest (CLI, interpreter exit; whole process minus the two above)", "-", "-", f"{rest:.0f} ms"],
+    ]
+    verdict = "within" if per <= TARGET_MS_PER_VALKEY else "ABOVE"
+    return "\n".join(
+        [
+            f"Each further Valkey (a temporary app of {many} `Valkey(...)` against the same app with {few}, "
+            f"each with 2 BullMQ queues and alerts; {cost['runs']} runs each, interleaved, after a warm-up "
+            "round; the profile rows are medians of instrumented runs):",
+            "",
+            md_table(
+                [
+                    "measure",
+                    f"{few} Valkey",
+                    f"{many} Valkeys",
+                    f"per further Valkey ((t{many} - t{few}) / {many - few})",
+                ],
+                rows,
+            ),
+            "",
+            f"Target: at most {TARGET_MS_PER_VALKEY} ms per further Valkey (issue 12) — this run is {verdict} it "
+            f"({per:.0f} ms).",
+        ]
+    )
 
 
 def _our_imports(tmp: Path) -> list[dict[str, Any]]:
@@ -154,7 +301,6 @@ def bench(opts: Options) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp_name:
         tmp = Path(tmp_name)
         floor_dir = tmp / "floor-app"
-        floor_dir.mkdir()
         _write_floor_app(floor_dir)
         cli = [str(CDK8S_CLI), "synth", "--no-check-upgrade", "--output", "{outdir}"]
         # one untimed round each: page cache, __pycache__, the CLI's own caches
@@ -165,6 +311,7 @@ def bench(opts: Options) -> Result:
         project_phases, project_inner, project_wall = _phases("project", phase_runs, tmp)
         floor_phases, floor_inner, floor_wall = _phases("floor", phase_runs, tmp)
         ours = _our_imports(tmp)
+        per_valkey = _per_valkey(cli, 2 if opts.quick else 15, phase_runs, tmp)
         suite = None if opts.quick else _test_suite(tmp)
 
     synth_ratio = median(synth["project"]) / median(synth["floor"])
@@ -251,6 +398,8 @@ def bench(opts: Options) -> Result:
             "in all; largest self times: "
             + ", ".join(f"`{r['module']}` {r['self_ms']:.1f} ms" for r in ours_top)
             + ".",
+            "",
+            _per_valkey_md(per_valkey),
         ]
     )
     verdict = "within" if synth_ratio <= TARGET_RATIO else "ABOVE"
@@ -273,6 +422,7 @@ def bench(opts: Options) -> Result:
         "project_phase_wall": project_wall,
         "floor_phase_wall": floor_wall,
         "our_imports": ours,
+        "per_valkey": per_valkey,
         "test_suite": suite,
     }
     return Result(

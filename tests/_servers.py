@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import valkey
-import yaml
-from conftest import free_port, require_binary
 
 # What the entrypoint's pod config holds, minus maxmemory (which the entrypoint computes).
 BASE_CONFIG = (
@@ -126,50 +121,3 @@ def running_server(
         yield proc
     finally:
         stop_server(proc, port)
-
-
-@contextmanager
-def running_prometheus(config: Mapping[str, Any], workdir: Path, *, timeout: float = 15.0) -> Iterator[str]:
-    """A real Prometheus (Debian ``prometheus``) with ``config`` (a prometheus.yml as a dict),
-    its TSDB and log under ``workdir``, on a free loopback port. Yields its base URL once
-    ``/-/ready`` answers 200; always stopped (SIGTERM, then SIGKILL) on exit."""
-    binary = require_binary("prometheus")
-    config_path = workdir / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
-    log = workdir / "prometheus.log"
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited with {proc.returncode}:\n{_tail(log)}")
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if int(response.status) == 200:
-                        break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"prometheus not ready within {timeout}s:\n{_tail(log)}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)

@@ -42,11 +42,11 @@ import pytest
 import valkey
 import yaml
 from _exporter import exporter_args_for_test, running_exporter
-from _servers import running_prometheus
+from _prometheus import get_json as _get_json
+from _prometheus import running_prometheus, scrape_job, service_monitor_labels, wait_for
 from _synth import find, objects
 from podrunner import PodRunner, filesystem_type, free_port, publish_results
-from test_alerts_e2e import INTERVAL, _firing, _get_json, _rules_with_short_for, _scrape_job, _service_monitor_labels
-from test_alerts_e2e import _wait as wait_for
+from test_alerts_e2e import INTERVAL, _firing, _rules_with_short_for
 
 from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 
@@ -215,7 +215,7 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
     started = time.monotonic()
     pod, alerts = rig.pod, rig.alerts
     objs = rig.objects
-    labels = _service_monitor_labels(objs, alerts.exporter)
+    labels = service_monitor_labels(objs, alerts.exporter)
     rules_path = tmp_path / "valkey.rules.yaml"
     rules_path.write_text(yaml.safe_dump(_rules_with_short_for(find(objs, "PrometheusRule")), sort_keys=False))
     exporter_port = free_port()
@@ -223,7 +223,7 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
     config = {
         "global": {"scrape_interval": INTERVAL, "evaluation_interval": INTERVAL},
         "rule_files": [str(rules_path)],
-        "scrape_configs": [_scrape_job("ours", exporter_port, labels)],
+        "scrape_configs": [scrape_job("ours", exporter_port, labels)],
     }
     ours = {"namespace": "apps", "service": alerts.exporter.metrics_service_name}
     client = pod.client()

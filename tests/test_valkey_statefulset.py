@@ -247,6 +247,33 @@ def test_add_container_and_volume_refuse_duplicates() -> None:
         cache.add_volume(k8s.Volume(name="data", empty_dir=k8s.EmptyDirVolumeSource()))
 
 
+def test_typed_sidecars_render_as_in_a_typed_pod_spec() -> None:
+    """The pod template is plain JSON; typed sidecars are converted by cdk8s-plus' own
+    serializer, quantities and int-or-string ports included."""
+    chart = new_chart()
+    cache = ValkeyStatefulSet(chart, "valkey")
+    cache.add_container(
+        k8s.Container(
+            name="helper",
+            image="busybox:1.36.1",
+            resources=k8s.ResourceRequirements(limits={"memory": k8s.Quantity.from_string("32Mi")}),
+            liveness_probe=k8s.Probe(http_get=k8s.HttpGetAction(path="/", port=k8s.IntOrString.from_number(8080))),
+        )
+    )
+    cache.add_volume(
+        k8s.Volume(name="scratch", empty_dir=k8s.EmptyDirVolumeSource(size_limit=k8s.Quantity.from_string("1Gi")))
+    )
+    objs = objects(chart)
+    assert container(objs, "helper") == {
+        "image": "busybox:1.36.1",
+        "livenessProbe": {"httpGet": {"path": "/", "port": 8080}},
+        "name": "helper",
+        "resources": {"limits": {"memory": "32Mi"}},
+    }
+    volumes = find(objs, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
+    assert volumes[-1] == {"emptyDir": {"sizeLimit": "1Gi"}, "name": "scratch"}
+
+
 def test_match_labels_is_a_copy() -> None:
     cache = ValkeyStatefulSet(new_chart(), "valkey")
     cache.match_labels["app.kubernetes.io/name"] = "changed"

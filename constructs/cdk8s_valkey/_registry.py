@@ -6,7 +6,9 @@ Two constructs can render the same name without either being wrong alone (a Valk
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import cast
 
 import cdk8s
@@ -22,7 +24,34 @@ class _Names(Construct):
 
     def __init__(self, app: Construct) -> None:
         super().__init__(app, _HOLDER_ID)
-        self.owners: dict[_Key, str] = {}
+        self.owners: dict[_Key, Construct] = {}
+
+
+@dataclass(frozen=True)
+class _ChartNames:
+    namespace: str | None
+    owners: dict[_Key, Construct]
+
+
+# Per chart: its namespace (fixed at creation) and its app's registry. Finding them is six jsii
+# round trips, which every Valkey would pay three times; cached, it is one (Chart.of).
+_CHARTS: weakref.WeakKeyDictionary[cdk8s.Chart, _ChartNames] = weakref.WeakKeyDictionary()
+
+
+def _chart_names(scope: Construct) -> _ChartNames:
+    chart = cdk8s.Chart.of(scope)
+    names = _CHARTS.get(chart)
+    if names is None:
+        root = chart.node.root
+        holder = root.node.try_find_child(_HOLDER_ID)
+        owners = (holder if isinstance(holder, _Names) else _Names(cast(Construct, root))).owners
+        names = _CHARTS[chart] = _ChartNames(chart.namespace, owners)
+    return names
+
+
+def namespace_of(scope: Construct) -> str | None:
+    """The namespace of the chart that ``scope`` renders into (``cdk8s.Chart.of(scope).namespace``)."""
+    return _chart_names(scope).namespace
 
 
 def register(construct: Construct, objects: Iterable[tuple[str, str]], *, namespace: str | None = None) -> None:
@@ -31,19 +60,17 @@ def register(construct: Construct, objects: Iterable[tuple[str, str]], *, namesp
 
     Raises before anything is recorded when one of them is already rendered by another
     construct of the same app."""
-    node = construct.node
-    root = node.root
-    holder = root.node.try_find_child(_HOLDER_ID)
-    owners = (holder if isinstance(holder, _Names) else _Names(cast(Construct, root))).owners
-    namespace = namespace if namespace is not None else cdk8s.Chart.of(construct).namespace
+    names = _chart_names(construct)
+    owners = names.owners
+    namespace = namespace if namespace is not None else names.namespace
     keys = [(kind, namespace, name) for kind, name in objects]
     for key in keys:
         if key in owners:
             kind, _, name = key
             where = f"in namespace {namespace!r}" if namespace else "without a namespace"
             raise ValueError(
-                f"{kind} {name!r} {where} would be rendered twice, by {owners[key]} and by {node.path}; "
-                "the second would overwrite the first when applied. Give one of them another name "
-                "(the name prop, or the construct id it defaults to)"
+                f"{kind} {name!r} {where} would be rendered twice, by {owners[key].node.path} and by "
+                f"{construct.node.path}; the second would overwrite the first when applied. Give one of them "
+                "another name (the name prop, or the construct id it defaults to)"
             )
-    owners.update(dict.fromkeys(keys, node.path))
+    owners.update(dict.fromkeys(keys, construct))

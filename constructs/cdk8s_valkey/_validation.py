@@ -3,11 +3,13 @@ prop, shows the value received and says what is allowed."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
 import cdk8s
 import cdk8s_plus_28 as kplus
+from cdk8s_plus_28 import k8s
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -20,9 +22,54 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _EXACT_TAG = re.compile(r"^v?\d+\.\d+\.\d+([-.][A-Za-z0-9.]+)?$")
 
 
+# cdk8s.Size, cdk8s.Duration and kplus.Cpu are immutable objects in the jsii Node runtime:
+# reading one is a round trip, and the constructs read the same few (often the defaults in
+# their signatures) again and again. So each read is cached per object, which the cache
+# keeps alive: an identity is never reused while it is cached.
+_CACHED_OBJECTS = 256
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
 def size_to_bytes(size: cdk8s.Size) -> int:
     """Whole bytes of a cdk8s.Size (its smallest unit is the kibibyte)."""
     return int(size.to_kibibytes(rounding=cdk8s.SizeRoundingBehavior.NONE) * 1024)
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def duration_millis(duration: cdk8s.Duration) -> int:
+    """Whole milliseconds of a cdk8s.Duration."""
+    return int(duration.to_milliseconds())
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def cpu_amount(cpu: kplus.Cpu) -> str:
+    """The Kubernetes quantity of a kplus.Cpu, e.g. ``100m``."""
+    return str(cpu.amount)
+
+
+# The same goes the other way: these immutable values are made once per process and shared.
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def seconds(count: int) -> cdk8s.Duration:
+    """``cdk8s.Duration.seconds(count)``, one object per count."""
+    return cdk8s.Duration.seconds(count)
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def gibibytes(count: int) -> cdk8s.Size:
+    """``cdk8s.Size.gibibytes(count)``, one object per count."""
+    return cdk8s.Size.gibibytes(count)
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def k8s_quantity(text: str) -> k8s.Quantity:
+    """``k8s.Quantity.from_string(text)``, one object per text."""
+    return k8s.Quantity.from_string(text)
+
+
+@functools.lru_cache(maxsize=_CACHED_OBJECTS)
+def port_name(name: str) -> k8s.IntOrString:
+    """A named port as ``k8s.IntOrString.from_string(name)``, one object per name."""
+    return k8s.IntOrString.from_string(name)
 
 
 def quantity(size: cdk8s.Size) -> str:

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 import cdk8s
 from constructs import Construct
 
-from . import _labels, _registry
-from ._imports.cdk8s_valkey_prometheusrule.com.coreos import monitoring as _monitoring
+from . import _labels, _plain, _registry
 from ._options import with_legacy_props
 from ._promql import scope_matchers
-from ._validation import check_duration, check_instance, check_labels
+from ._validation import check_duration, check_instance, check_labels, duration_millis
 from .exporter_sidecar import ExporterSidecar
 from .valkey_statefulset import ValkeyStatefulSet
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:  # dashboard.py imports this module
 # obviously not a real page, and it never points at somebody else's content.
 DEFAULT_RUNBOOK_BASE_URL = "https://git.example.com/platform/cdk8s-valkey/blob/main/docs/runbooks.md"
 COMPONENT = "alerts"
+API_VERSION = "monitoring.coreos.com/v1"  # PrometheusRule, prometheus-operator's CRD
 
 # BullMQ keys whose jobs are waiting to run now. `delayed` (scheduled for later: retries
 # with back-off, repeatable jobs) is a backlog by design and `active` is being worked on,
@@ -304,18 +304,16 @@ class Alerts(Construct):
         self.alert_names: tuple[str, ...] = tuple(dict.fromkeys(rule.alert for rule in self._rules))
 
         _registry.register(self, [("PrometheusRule", self.name)])
-        self.prometheus_rule = _monitoring.PrometheusRule(
+        # Plain JSON, not the generated CRD binding: one static call per expression less
+        # (_plain.py); tests/test_crd_schemas.py validates it against the CRD instead.
+        self.prometheus_rule = _plain.api_object(
             self,
             "Resource",
-            metadata=cdk8s.ApiObjectMetadata(name=self.name, labels={**self.labels, **self._rule_labels}),
-            spec=_monitoring.PrometheusRuleSpec(
-                groups=[
-                    _monitoring.PrometheusRuleSpecGroups(
-                        name=self.group_name,
-                        rules=[self._rule(rule) for rule in self._rules],
-                    )
-                ]
-            ),
+            api_version=API_VERSION,
+            kind="PrometheusRule",
+            name=self.name,
+            labels={**self.labels, **self._rule_labels},
+            spec={"groups": [{"name": self.group_name, "rules": [self._rule(rule) for rule in self._rules]}]},
         )
 
     # -- wiring points -------------------------------------------------------------
@@ -343,19 +341,20 @@ class Alerts(Construct):
 
     # -- rendering -----------------------------------------------------------------
 
-    def _rule(self, rule: _Rule) -> _monitoring.PrometheusRuleSpecGroupsRules:
-        return _monitoring.PrometheusRuleSpecGroupsRules(
-            alert=rule.alert,
-            expr=_monitoring.PrometheusRuleSpecGroupsRulesExpr.from_string(rule.expr),
-            for_=_prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
-            labels={"severity": rule.severity},
-            annotations={
+    def _rule(self, rule: _Rule) -> _plain.JsonObject:
+        """One entry of the group's ``rules`` (the CRD's ``Rule``)."""
+        return {
+            "alert": rule.alert,
+            "expr": rule.expr,
+            "for": _prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
+            "labels": {"severity": rule.severity},
+            "annotations": {
                 "summary": rule.summary,
                 "description": rule.description,
                 "runbook_url": f"{self.runbook_base_url}#{rule.alert.lower()}",
                 **self._dashboard_links(rule.alert),
             },
-        )
+        }
 
     def _dashboard_links(self, alert: str) -> dict[str, str]:
         """Grafana's own link annotations, and an absolute link for Alertmanager's receivers."""
@@ -666,11 +665,11 @@ def _check_positive_int(prop: str, value: int) -> None:
 
 
 def _whole_seconds(duration: cdk8s.Duration) -> int:
-    return int(duration.to_milliseconds()) // 1000
+    return duration_millis(duration) // 1000
 
 
 def _check_for(prop: str, duration: cdk8s.Duration, scrape_seconds: int) -> int:
-    millis = int(duration.to_milliseconds())
+    millis = duration_millis(duration)
     minimum = max(MIN_FOR_SECONDS, MIN_FOR_SCRAPES * scrape_seconds)
     if millis % 1000 or millis // 1000 < minimum:
         shown = f"{millis}ms" if millis % 1000 else duration.to_human_string()

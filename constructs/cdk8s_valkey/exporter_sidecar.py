@@ -12,8 +12,7 @@ import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
 from constructs import Construct
 
-from . import _registry
-from ._imports.cdk8s_valkey_servicemonitor.com.coreos import monitoring as _monitoring
+from . import _plain, _registry
 from ._network_policy import allow_ingress
 from ._options import with_legacy_props
 from ._validation import (
@@ -23,13 +22,18 @@ from ._validation import (
     check_labels,
     check_size,
     check_unique,
+    cpu_amount,
+    duration_millis,
     image_tag,
+    port_name,
     quantity,
+    seconds,
     size_to_bytes,
 )
 from .valkey_statefulset import ValkeyStatefulSet
 
 DEFAULT_IMAGE = "oliver006/redis_exporter:v1.61.0"
+API_VERSION = "monitoring.coreos.com/v1"  # ServiceMonitor, prometheus-operator's CRD
 UID = 59000  # the user the FROM-scratch redis_exporter image runs as
 CONTAINER_NAME = "exporter"
 METRIC_NAMESPACE = "valkey"  # --namespace: metric names become valkey_up, valkey_memory_used_bytes, ...
@@ -184,7 +188,7 @@ class ExporterSidecar(Construct):
                 "Valkey cannot be told from another's with the same name; set namespace= on its cdk8s.Chart"
             )
         interval_seconds = _check_scrape_interval(opts.scrape_interval)
-        chart_namespace = cdk8s.Chart.of(scope).namespace
+        chart_namespace = _registry.namespace_of(scope)
         if chart_namespace != valkey.namespace:
             raise ValueError(
                 f"valkey: {valkey.name!r} renders into namespace {valkey.namespace!r} but this "
@@ -212,7 +216,7 @@ class ExporterSidecar(Construct):
         self._service_monitor_labels = dict(opts.service_monitor_labels or {})
         self.scrape_interval = opts.scrape_interval
         timeout_seconds = min(MAX_SCRAPE_TIMEOUT_SECONDS, interval_seconds // 2)
-        self.scrape_timeout = cdk8s.Duration.seconds(timeout_seconds)
+        self.scrape_timeout = seconds(timeout_seconds)
         self.memory_limit = opts.memory_limit
         self.cpu_request = opts.cpu_request
         self.metrics_namespace = opts.metrics_namespace
@@ -231,7 +235,7 @@ class ExporterSidecar(Construct):
                 *([("NetworkPolicy", self.metrics_service_name)] if valkey.network_policy else []),
             ],
         )
-        valkey.add_container(self._container())
+        valkey._add_container_json(CONTAINER_NAME, self._container())
         self.service = k8s.KubeService(
             self,
             "Service",
@@ -243,37 +247,33 @@ class ExporterSidecar(Construct):
                     k8s.ServicePort(
                         name=METRICS_PORT_NAME,
                         port=METRICS_PORT,
-                        target_port=k8s.IntOrString.from_string(METRICS_PORT_NAME),
+                        target_port=port_name(METRICS_PORT_NAME),
                         protocol="TCP",
                     )
                 ],
             ),
         )
-        self.service_monitor = _monitoring.ServiceMonitor(
+        # Plain JSON, not the generated CRD binding (_plain.py); tests/test_crd_schemas.py
+        # validates it against the CRD instead.
+        self.service_monitor = _plain.api_object(
             self,
             "ServiceMonitor",
-            metadata=cdk8s.ApiObjectMetadata(
-                name=valkey.name,
-                labels={**self.labels, **self._service_monitor_labels},
-            ),
-            spec=_monitoring.ServiceMonitorSpec(
-                selector=_monitoring.ServiceMonitorSpecSelector(
-                    match_labels={**valkey.match_labels, "app.kubernetes.io/component": COMPONENT}
-                ),
-                namespace_selector=(
-                    _monitoring.ServiceMonitorSpecNamespaceSelector(match_names=[valkey.namespace])
-                    if valkey.namespace
-                    else None
-                ),
-                endpoints=[
-                    _monitoring.ServiceMonitorSpecEndpoints(
-                        port=METRICS_PORT_NAME,
-                        path=METRICS_PATH,
-                        interval=_prometheus_duration(interval_seconds),
-                        scrape_timeout=_prometheus_duration(timeout_seconds),
-                    )
+            api_version=API_VERSION,
+            kind="ServiceMonitor",
+            name=valkey.name,
+            labels={**self.labels, **self._service_monitor_labels},
+            spec={
+                "selector": {"matchLabels": {**valkey.match_labels, "app.kubernetes.io/component": COMPONENT}},
+                "namespaceSelector": {"matchNames": [valkey.namespace]} if valkey.namespace else None,
+                "endpoints": [
+                    {
+                        "port": METRICS_PORT_NAME,
+                        "path": METRICS_PATH,
+                        "interval": _prometheus_duration(interval_seconds),
+                        "scrapeTimeout": _prometheus_duration(timeout_seconds),
+                    }
                 ],
-            ),
+            },
         )
         self.network_policy_name: str | None = None
         if valkey.network_policy:
@@ -310,42 +310,47 @@ class ExporterSidecar(Construct):
 
     # -- rendering -----------------------------------------------------------------
 
-    def _container(self) -> k8s.Container:
-        memory = k8s.Quantity.from_string(quantity(self.memory_limit))
-        port = k8s.IntOrString.from_string(METRICS_PORT_NAME)
-        return k8s.Container(
-            name=CONTAINER_NAME,
-            image=self.image,
-            image_pull_policy="IfNotPresent",
-            args=self.args,
-            # With AUTH: the password from the Valkey's Secret, as the exporter's own env var
-            # (a --redis.password flag would show it in /proc/<pid>/cmdline).
-            env=[self.valkey.auth_secret.env_var(PASSWORD_ENV)] if self.valkey.auth_secret else None,
-            ports=[k8s.ContainerPort(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP")],
-            resources=k8s.ResourceRequirements(
-                requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
-                limits={"memory": memory},
-            ),
-            security_context=k8s.SecurityContext(
-                run_as_user=UID,
-                run_as_group=UID,
-                run_as_non_root=True,
-                read_only_root_filesystem=True,
-                allow_privilege_escalation=False,
-                capabilities=k8s.Capabilities(drop=["ALL"]),
-                seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-            ),
-            # The image has no shell, so an HTTP probe. /health only proves that the process
-            # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
-            # readiness probe: a container's readiness gates the whole pod, and a struggling
-            # exporter must never take Valkey out of its client Service.
-            liveness_probe=k8s.Probe(
-                http_get=k8s.HttpGetAction(path=HEALTH_PATH, port=port),
-                period_seconds=10,
-                timeout_seconds=3,
-                failure_threshold=3,
-            ),
+    def _container(self) -> _plain.JsonObject:
+        """The ``exporter`` container (``k8s.Container``) as JSON."""
+        memory = quantity(self.memory_limit)
+        secret = self.valkey.auth_secret
+        # Sorted as cdk8s sorts props: a patch is applied after that step (_plain.sanitized).
+        container: _plain.JsonObject = _plain.sanitized(
+            {
+                "name": CONTAINER_NAME,
+                "image": self.image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": self.args,
+                # With AUTH: the password from the Valkey's Secret, as the exporter's own env var
+                # (a --redis.password flag would show it in /proc/<pid>/cmdline).
+                "env": [_plain.secret_env(PASSWORD_ENV, secret.name, secret.key)] if secret else None,
+                "ports": [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"}],
+                "resources": {
+                    "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
+                    "limits": {"memory": memory},
+                },
+                "securityContext": {
+                    "runAsUser": UID,
+                    "runAsGroup": UID,
+                    "runAsNonRoot": True,
+                    "readOnlyRootFilesystem": True,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                # The image has no shell, so an HTTP probe. /health only proves that the process
+                # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
+                # readiness probe: a container's readiness gates the whole pod, and a struggling
+                # exporter must never take Valkey out of its client Service.
+                "livenessProbe": {
+                    "httpGet": {"path": HEALTH_PATH, "port": METRICS_PORT_NAME},
+                    "periodSeconds": 10,
+                    "timeoutSeconds": 3,
+                    "failureThreshold": 3,
+                },
+            }
         )
+        return container
 
 
 def _render_args(*, valkey_port: int, connection_timeout_seconds: int, checked_keys: Sequence[str]) -> list[str]:
@@ -400,7 +405,7 @@ def _check_queues(queues: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check_scrape_interval(interval: cdk8s.Duration) -> int:
-    millis = int(interval.to_milliseconds())
+    millis = duration_millis(interval)
     seconds = millis // 1000
     if millis % 1000 or not MIN_SCRAPE_INTERVAL_SECONDS <= seconds <= MAX_SCRAPE_INTERVAL_SECONDS:
         shown = f"{millis}ms" if millis % 1000 else _prometheus_duration(seconds)

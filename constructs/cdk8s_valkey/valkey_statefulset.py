@@ -12,7 +12,7 @@ import cdk8s_plus_28 as kplus
 from cdk8s_plus_28 import k8s
 from constructs import Construct
 
-from . import _labels, _registry, _scripts
+from . import _labels, _plain, _registry, _scripts
 from ._config import check_image, render_config
 from ._validation import (
     check_annotations,
@@ -22,8 +22,14 @@ from ._validation import (
     check_duration,
     check_instance,
     check_size,
+    cpu_amount,
+    duration_millis,
+    gibibytes,
     image_tag,
+    k8s_quantity,
+    port_name,
     quantity,
+    seconds,
     size_to_bytes,
 )
 from .pod_options import PodOptions
@@ -55,6 +61,10 @@ STORAGE_TO_MEMORY_MIN = 3
 # Longhorn volume under load can take much longer and SIGKILL would cut the flush.
 TERMINATION_GRACE_SECONDS = 60
 STARTUP_PERIOD_SECONDS = 5
+# set_replicas: at most this many pods; the claim template's size (fixed: Kubernetes refuses any
+# change to it) is the smallest storage_size allowed, so any claim it creates can only grow.
+MAX_REPLICAS = 7
+CLAIM_TEMPLATE_STORAGE = f"{STORAGE_TO_MEMORY_MIN * MIN_MEMORY_LIMIT_BYTES >> 20}Mi"
 STARTUP_SECONDS_PER_GIB = 25
 STARTUP_BUDGET_FLOOR_SECONDS = 60
 
@@ -244,8 +254,8 @@ class ValkeyStatefulSet(Construct):
             # bench/README.md (restart): worst case 7.8 s per GiB of limit here, times 3 for
             # Longhorn, jemalloc and a busy node; the floor covers small instances.
             budget_seconds = max(STARTUP_BUDGET_FLOOR_SECONDS, -(-STARTUP_SECONDS_PER_GIB * memory_bytes // (1 << 30)))
-            startup_budget = cdk8s.Duration.seconds(budget_seconds)
-        budget_seconds = int(check_duration("startup_budget", startup_budget).to_seconds())
+            startup_budget = seconds(budget_seconds)
+        budget_seconds = duration_millis(check_duration("startup_budget", startup_budget)) // 1000
         if budget_seconds < STARTUP_PERIOD_SECONDS * 2:
             raise ValueError(
                 f"startup_budget: {budget_seconds}s leaves no time to load the AOF; "
@@ -264,6 +274,7 @@ class ValkeyStatefulSet(Construct):
             check_instance("pod", pod, PodOptions, "a PodOptions(...)")
         self.pod = pod or PodOptions()
         self._service_annotations = check_annotations("service_annotations", service_annotations or {})
+        self.extra_config = dict(extra_config or {})
         self.config_text = render_config(
             extra_config or {},
             port=PORT,
@@ -272,7 +283,7 @@ class ValkeyStatefulSet(Construct):
             check_directives=not allow_untested_image,
         )
 
-        self.namespace: str | None = cdk8s.Chart.of(self).namespace
+        self.namespace: str | None = _registry.namespace_of(self)
         self.port = PORT
         self.service_name = self.name
         self.headless_service_name = f"{self.name}-headless"
@@ -295,6 +306,7 @@ class ValkeyStatefulSet(Construct):
                 *([("NetworkPolicy", self.name)] if network_policy else []),
             ],
         )
+        self.replicas = 1
         self._container_names = {"valkey"}
         self._volume_names = {"data", "config", "scripts"}
         self._checksum_inputs: dict[str, str] = {}
@@ -324,7 +336,7 @@ class ValkeyStatefulSet(Construct):
             # value in the same key does not (docs/security.md: rotation).
             self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
-        k8s.KubeService(
+        self.headless_service = k8s.KubeService(
             self,
             "HeadlessService",
             metadata=self._metadata(self.headless_service_name),
@@ -362,15 +374,18 @@ class ValkeyStatefulSet(Construct):
             spec=k8s.PersistentVolumeClaimSpec(
                 access_modes=["ReadWriteOnce"],
                 storage_class_name=self.storage_class,
-                resources=k8s.ResourceRequirements(
-                    requests={"storage": k8s.Quantity.from_string(quantity(self.storage_size))}
-                ),
+                resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
             ),
         )
-        self.statefulset = k8s.KubeStatefulSet(
+        # Plain JSON, not k8s.StatefulSetSpec: the typed pod template was the costliest part of a
+        # synth (_plain.py); tests/test_manifests.py validates it against the 1.28 schema instead.
+        self.statefulset = _plain.api_object(
             self,
             "Resource",
-            metadata=self._metadata(self.name),
+            api_version="apps/v1",
+            kind="StatefulSet",
+            name=self.name,
+            labels=self.labels,
             spec=self._statefulset_spec(budget_seconds),
         )
         self.network_policy_name: str | None = None
@@ -419,17 +434,146 @@ class ValkeyStatefulSet(Construct):
 
     def add_container(self, container: k8s.Container) -> None:
         """Add a sidecar container to the pod. Raises on a duplicate container name."""
-        if container.name in self._container_names:
-            raise ValueError(f"container name {container.name!r} is already used in the {self.name} pod")
-        self._container_names.add(container.name)
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.add("/spec/template/spec/containers/-", container))
+        self._reserve_name(self._container_names, "container", container.name)
+        # As cdk8s-plus renders a typed container: its field order, its maps as given.
+        self._patch_pod("containers", _plain.pod_spec_fields(containers=[container])["containers"][0])
 
     def add_volume(self, volume: k8s.Volume) -> None:
         """Add a pod volume for a sidecar. Raises on a duplicate volume name."""
-        if volume.name in self._volume_names:
-            raise ValueError(f"volume name {volume.name!r} is already used in the {self.name} pod")
-        self._volume_names.add(volume.name)
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.add("/spec/template/spec/volumes/-", volume))
+        self._reserve_name(self._volume_names, "volume", volume.name)
+        self._patch_pod("volumes", _plain.pod_spec_fields(volumes=[volume])["volumes"][0])
+
+    # -- hooks for topologies built on this pod (Sentinel) ----------------------------
+
+    @property
+    def pod_names(self) -> tuple[str, ...]:
+        """The pods' names, ``<name>-0`` to ``<name>-<replicas - 1>``."""
+        return tuple(f"{self.name}-{ordinal}" for ordinal in range(self.replicas))
+
+    @property
+    def claim_names(self) -> tuple[str, ...]:
+        """The data claims, one per pod: ``data-<name>-0`` to ``data-<name>-<replicas - 1>``."""
+        return tuple(f"{DATA_VOLUME}-{pod}" for pod in self.pod_names)
+
+    def set_replicas(self, replicas: int) -> None:
+        """Run ``replicas`` pods, each on a data claim of its own, once, before other constructs read
+        :attr:`pod_names`. What the pods are to each other (a primary and its replicas) is the
+        caller's to set up: without that, each would be an independent Valkey.
+
+        A pod template is the same for every pod, so one claim name cannot serve them all: the
+        StatefulSet gets a claim template ``data``, whose claims ``data-<name>-<ordinal>`` are also
+        rendered as claims of their own like ``data-<name>-0`` (never pruned, growing in place; the
+        StatefulSet adopts them). The template stays as it is first rendered, because Kubernetes
+        refuses any change to it: its size is the smallest this construct allows, which each claim
+        may only grow from. Pods start and stop together (``podManagementPolicy: Parallel``), so
+        that no pod waits for another's readiness, and the claims are kept when the StatefulSet is
+        deleted or scaled down. Both fields, and the claim template, are frozen on a live
+        StatefulSet: going from one pod to several is the one-time
+        ``kubectl delete statefulset <name> --cascade=orphan`` (docs/operations.md)."""
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 2 <= replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas: {replicas!r} is not allowed; use a whole number from 2 to {MAX_REPLICAS}")
+        if self.replicas != 1:
+            raise ValueError(f"replicas: {self.name!r} already runs {self.replicas} pods; set them once")
+        self.replicas = replicas
+        claims = [self.claim]
+        for ordinal in range(1, replicas):
+            claim = k8s.KubePersistentVolumeClaim(
+                self,
+                f"Data{ordinal}",
+                metadata=k8s.ObjectMeta(
+                    name=self.claim_names[ordinal],
+                    labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
+                    annotations=dict(KEEP_ANNOTATIONS),
+                ),
+                spec=k8s.PersistentVolumeClaimSpec(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=self.storage_class,
+                    resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
+                ),
+            )
+            claims.append(claim)
+        _registry.register(self, [("PersistentVolumeClaim", name) for name in self.claim_names[1:]])
+        for claim in claims:
+            # Claims first in the output: kubectl apply then creates them before the StatefulSet.
+            self.statefulset.add_dependency(claim)
+        template = {
+            "metadata": {"name": DATA_VOLUME},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": CLAIM_TEMPLATE_STORAGE}},
+                "storageClassName": self.storage_class,
+            },
+        }
+        for path, value in (
+            ("/spec/replicas", replicas),
+            ("/spec/podManagementPolicy", "Parallel"),
+            ("/spec/persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            ("/spec/volumeClaimTemplates", [template]),
+        ):
+            self.statefulset.add_json_patch(cdk8s.JsonPatch.add(path, value))
+        # The pod volume `data` (index 0, mounting data-<name>-0): the claim template replaces it.
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.remove("/spec/template/spec/volumes/0"))
+
+    def wrap_command(self, *prefix: str) -> None:
+        """Run the ``valkey`` container's command through a wrapper: the command becomes ``prefix``
+        followed by the current one, which the wrapper must ``exec`` (with arguments it may add)."""
+        self._change_valkey_container("command", [*prefix, *self._valkey_container["command"]])
+
+    def add_args(self, *args: str) -> None:
+        """Append arguments to the ``valkey`` container (``args``): the entrypoint hands them to
+        valkey-server, where a command-line option overrides ``valkey.conf``."""
+        self._change_valkey_container("args", [*self._valkey_container.get("args", []), *args])
+
+    def add_env(self, name: str, *, value: str | None = None, field_path: str | None = None) -> None:
+        """Add an env var to the ``valkey`` container: a ``value``, or a ``field_path`` of the pod
+        (downward API, e.g. ``metadata.name``). Raises on a name the container already has."""
+        env = self._valkey_container["env"]
+        if any(var["name"] == name for var in env) or (value is None) == (field_path is None):
+            raise ValueError(f"env {name!r}: give a new name and exactly one of value and field_path")
+        source = {"value": value} if field_path is None else {"valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+        self._change_valkey_container("env", [*env, {"name": name, **source}])
+
+    def add_volume_mount(self, volume: str, mount_path: str, *, read_only: bool = True) -> None:
+        """Mount a pod volume (see :meth:`add_volume`) into the ``valkey`` container."""
+        mount = {"name": volume, "mountPath": mount_path, **({"readOnly": True} if read_only else {})}
+        self._change_valkey_container("volumeMounts", [*self._valkey_container["volumeMounts"], mount])
+
+    def wrap_probe(self, kind: str, *prefix: str) -> None:
+        """Run one exec probe of the ``valkey`` container (``startup``, ``readiness`` or ``liveness``)
+        through a wrapper: its command becomes ``prefix`` followed by the current one."""
+        key = f"{kind}Probe"
+        if key not in ("startupProbe", "readinessProbe", "livenessProbe"):
+            raise ValueError(f"kind: {kind!r} is not a probe; use 'startup', 'readiness' or 'liveness'")
+        probe = self._valkey_container[key]
+        command = [*prefix, *probe["exec"]["command"]]
+        self._change_valkey_container(key, {**probe, "exec": {"command": command}})
+
+    def add_pod_annotation(self, key: str, value: str) -> None:
+        """Annotate the pod template, e.g. a checksum of a ConfigMap the pod mounts: a new value
+        rolls the pods."""
+        escaped = key.replace("~", "~0").replace("/", "~1")
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.add(f"/spec/template/metadata/annotations/{escaped}", value))
+
+    def _change_valkey_container(self, field: str, value: object) -> None:
+        """Set one field of the ``valkey`` container (the pod's first) and render it again."""
+        self._valkey_container[field] = value
+        container = _plain.sanitized(self._valkey_container)
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.replace("/spec/template/spec/containers/0", container))
+
+    def _add_container_json(self, name: str, container: _plain.JsonObject) -> None:
+        """:meth:`add_container` for a container that is already JSON (the exporter's), sorted
+        as :func:`_plain.sanitized` sorts it."""
+        self._reserve_name(self._container_names, "container", name)
+        self._patch_pod("containers", container)
+
+    def _reserve_name(self, names: set[str], what: str, name: str) -> None:
+        if name in names:
+            raise ValueError(f"{what} name {name!r} is already used in the {self.name} pod")
+        names.add(name)
+
+    def _patch_pod(self, field: str, item: _plain.JsonObject) -> None:
+        """Append ``item`` to a list of the pod spec (after the spec itself: patches apply in order)."""
+        self.statefulset.add_json_patch(cdk8s.JsonPatch.add(f"/spec/template/spec/{field}/-", item))
 
     # -- rendering -----------------------------------------------------------------
 
@@ -440,7 +584,7 @@ class ValkeyStatefulSet(Construct):
         return k8s.ServicePort(
             name="valkey",
             port=self.port,
-            target_port=k8s.IntOrString.from_string("valkey"),
+            target_port=port_name("valkey"),
             protocol="TCP",
         )
 
@@ -450,101 +594,94 @@ class ValkeyStatefulSet(Construct):
             digest.update(f"{key}\0{self._checksum_inputs[key]}\0".encode())
         return digest.hexdigest()
 
-    def _statefulset_spec(self, budget_seconds: int) -> k8s.StatefulSetSpec:
-        memory = k8s.Quantity.from_string(quantity(self.memory_limit))
-        probe_script = f"{SCRIPTS_DIR}/{_scripts.PROBE}"
+    def _statefulset_spec(self, budget_seconds: int) -> _plain.JsonObject:
+        """The StatefulSet's ``spec`` (``k8s.StatefulSetSpec``) as JSON."""
+        memory = quantity(self.memory_limit)
+        probe = ["sh", f"{SCRIPTS_DIR}/{_scripts.PROBE}"]
         env = [
-            k8s.EnvVar(name="VALKEY_CONFIG_FILE", value=f"{CONFIG_DIR}/valkey.conf"),
-            k8s.EnvVar(name="VALKEY_DATA_DIR", value=DATA_DIR),
-            k8s.EnvVar(name="VALKEY_MAXMEMORY_PERCENT", value=str(self.maxmemory_percent)),
-            k8s.EnvVar(name="VALKEY_MAXMEMORY_FALLBACK_BYTES", value=str(self.maxmemory_fallback_bytes)),
-            k8s.EnvVar(name="VALKEY_MIN_MAXMEMORY_BYTES", value=str(MIN_MAXMEMORY_BYTES)),
+            {"name": "VALKEY_CONFIG_FILE", "value": f"{CONFIG_DIR}/valkey.conf"},
+            {"name": "VALKEY_DATA_DIR", "value": DATA_DIR},
+            {"name": "VALKEY_MAXMEMORY_PERCENT", "value": str(self.maxmemory_percent)},
+            {"name": "VALKEY_MAXMEMORY_FALLBACK_BYTES", "value": str(self.maxmemory_fallback_bytes)},
+            {"name": "VALKEY_MIN_MAXMEMORY_BYTES", "value": str(MIN_MAXMEMORY_BYTES)},
         ]
         command = ["sh", f"{SCRIPTS_DIR}/{_scripts.ENTRYPOINT}"]
         if self.auth_secret is not None:
             # Both from the Secret: requirepass.sh reads (and unsets) VALKEY_PASSWORD, the
             # probes' valkey-cli reads REDISCLI_AUTH. Neither is ever on a command line.
-            env += [self.auth_secret.env_var(PASSWORD_ENV), self.auth_secret.env_var(CLI_PASSWORD_ENV)]
+            secret = self.auth_secret
+            env += [_plain.secret_env(n, secret.name, secret.key) for n in (PASSWORD_ENV, CLI_PASSWORD_ENV)]
             command = ["sh", f"{SCRIPTS_DIR}/{AUTH_SCRIPT}"]
-        container = k8s.Container(
-            name="valkey",
-            image=self.image,
-            image_pull_policy="IfNotPresent",
-            command=command,
-            env=env,
-            ports=[k8s.ContainerPort(name="valkey", container_port=self.port, protocol="TCP")],
-            resources=k8s.ResourceRequirements(
-                requests={"cpu": k8s.Quantity.from_string(self.cpu_request.amount), "memory": memory},
-                limits={"memory": memory},
-            ),
-            security_context=k8s.SecurityContext(
-                allow_privilege_escalation=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                capabilities=k8s.Capabilities(drop=["ALL"]),
-            ),
+        container: _plain.JsonObject = {
+            "name": "valkey",
+            "image": self.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": command,
+            "env": env,
+            "ports": [{"name": "valkey", "containerPort": self.port, "protocol": "TCP"}],
+            "resources": {
+                "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
+                "limits": {"memory": memory},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
             # Startup and readiness demand PONG; liveness also accepts LOADING so that
             # replaying a large AOF never gets the pod restarted in a loop.
-            startup_probe=_exec_probe(
-                probe_script,
-                "ready",
+            "startupProbe": _plain.exec_probe(
+                [*probe, "ready"],
                 period=STARTUP_PERIOD_SECONDS,
                 timeout=3,
                 failures=-(-budget_seconds // STARTUP_PERIOD_SECONDS),
             ),
-            readiness_probe=_exec_probe(probe_script, "ready", period=5, timeout=3, failures=2),
-            liveness_probe=_exec_probe(probe_script, "alive", period=10, timeout=5, failures=6),
-            volume_mounts=[
-                k8s.VolumeMount(name="data", mount_path=DATA_DIR),
-                k8s.VolumeMount(name="config", mount_path=CONFIG_DIR, read_only=True),
-                k8s.VolumeMount(name="scripts", mount_path=SCRIPTS_DIR, read_only=True),
+            "readinessProbe": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
+            "livenessProbe": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
+            "volumeMounts": [
+                {"name": "data", "mountPath": DATA_DIR},
+                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
             ],
-        )
+        }
+        self._valkey_container = container
         pod = self.pod
-        return k8s.StatefulSetSpec(
-            replicas=1,
-            service_name=self.headless_service_name,
-            selector=k8s.LabelSelector(match_labels=self.match_labels),
-            template=k8s.PodTemplateSpec(
-                metadata=k8s.ObjectMeta(
-                    labels={**(pod.labels or {}), **self.labels},
-                    annotations={**(pod.annotations or {}), "checksum/config": self._checksum()},
-                ),
-                spec=k8s.PodSpec(
-                    node_selector=dict(pod.node_selector) if pod.node_selector else None,
-                    tolerations=list(pod.tolerations) if pod.tolerations else None,
-                    affinity=pod.affinity,
-                    priority_class_name=pod.priority_class_name,
-                    image_pull_secrets=[k8s.LocalObjectReference(name=n) for n in pod.image_pull_secrets] or None,
-                    automount_service_account_token=False,
-                    enable_service_links=False,
-                    termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                    security_context=k8s.PodSecurityContext(
-                        run_as_user=UID,
-                        run_as_group=UID,
-                        run_as_non_root=True,
-                        fs_group=UID,
-                        fs_group_change_policy="OnRootMismatch",
-                        seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
-                    ),
-                    containers=[container],
-                    volumes=[
-                        k8s.Volume(
-                            name=DATA_VOLUME,
-                            persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(claim_name=self.claim_name),
-                        ),
-                        k8s.Volume(
-                            name="config",
-                            config_map=k8s.ConfigMapVolumeSource(name=self.config_map_name),
-                        ),
-                        k8s.Volume(
-                            name="scripts",
-                            config_map=k8s.ConfigMapVolumeSource(name=self.scripts_config_map_name),
-                        ),
+        return {
+            "replicas": 1,
+            "serviceName": self.headless_service_name,
+            "selector": {"matchLabels": self.match_labels},
+            "template": {
+                "metadata": {
+                    "labels": {**(pod.labels or {}), **self.labels},
+                    "annotations": {**(pod.annotations or {}), "checksum/config": self._checksum()},
+                },
+                "spec": {
+                    "nodeSelector": dict(pod.node_selector) if pod.node_selector else None,
+                    "priorityClassName": pod.priority_class_name,
+                    "imagePullSecrets": [{"name": n} for n in pod.image_pull_secrets] or None,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+                    "securityContext": {
+                        "runAsUser": UID,
+                        "runAsGroup": UID,
+                        "runAsNonRoot": True,
+                        "fsGroup": UID,
+                        "fsGroupChangePolicy": "OnRootMismatch",
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": self.claim_name}},
+                        {"name": "config", "configMap": {"name": self.config_map_name}},
+                        {"name": "scripts", "configMap": {"name": self.scripts_config_map_name}},
                     ],
-                ),
-            ),
-        )
+                    # Typed by the caller (PodOptions): converted by cdk8s-plus, when given.
+                    **_plain.pod_spec_fields(tolerations=pod.tolerations or (), affinity=pod.affinity),
+                },
+            },
+        }
 
 
 def _check_clients(
@@ -572,15 +709,6 @@ def _check_clients(
                 f"allowed_clients: item {index} selects nothing; set its pod_selector, namespace_selector or ip_block"
             )
     return peers
-
-
-def _exec_probe(script: str, mode: str, *, period: int, timeout: int, failures: int) -> k8s.Probe:
-    return k8s.Probe(
-        exec=k8s.ExecAction(command=["sh", script, mode]),
-        period_seconds=period,
-        timeout_seconds=timeout,
-        failure_threshold=failures,
-    )
 
 
 def _percent(prop: str, ratio: float) -> int:
@@ -634,7 +762,7 @@ def _storage_size(storage_size: cdk8s.Size | None, memory_limit: cdk8s.Size) -> 
     """The claim's size: the one given, or 3 x memory_limit in whole GiB (at least 5 GiB)."""
     minimum_bytes = STORAGE_TO_MEMORY_MIN * size_to_bytes(memory_limit)
     if storage_size is None:
-        return cdk8s.Size.gibibytes(max(DEFAULT_STORAGE_GIB, -(-minimum_bytes // (1 << 30))))
+        return gibibytes(max(DEFAULT_STORAGE_GIB, -(-minimum_bytes // (1 << 30))))
     if size_to_bytes(check_size("storage_size", storage_size)) < minimum_bytes:
         minimum = cdk8s.Size.kibibytes(minimum_bytes // 1024)
         raise ValueError(

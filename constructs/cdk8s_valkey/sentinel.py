@@ -1,0 +1,514 @@
+"""Sentinel: ADR 0005's future path, opt-in: a primary, its replicas and a Sentinel in every pod."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cdk8s
+import cdk8s_plus_28 as kplus
+from cdk8s_plus_28 import k8s
+from constructs import Construct
+
+from . import _labels, _plain, _registry, _scripts
+from ._validation import (
+    check_cpu,
+    check_duration,
+    check_instance,
+    check_size,
+    cpu_amount,
+    duration_millis,
+    port_name,
+    quantity,
+    size_to_bytes,
+)
+from .exporter_sidecar import ExporterSidecar, _prometheus_duration
+from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
+
+COMPONENT = "sentinel"
+CONTAINER_NAME = "sentinel"
+PORT = 26379  # Sentinel's own port, which every Sentinel client library defaults to
+PORT_NAME = "sentinel"
+VOLUME = "sentinel"  # the ConfigMap <name>-sentinel, mounted in the valkey and sentinel containers
+MOUNT_PATH = "/sentinel"
+STATE_DIR = f"{DATA_DIR}/sentinel"  # on the pod's data claim: a restart keeps what Sentinel learnt
+TEMPLATE = "sentinel.conf"
+ROLE_SCRIPT = "valkey-role.sh"
+START_SCRIPT = "sentinel-start.sh"
+LIB_SCRIPT = "sentinel-lib.sh"
+PROBE_SCRIPT = "replica-probe.sh"
+SCRIPTS = (ROLE_SCRIPT, START_SCRIPT, LIB_SCRIPT, PROBE_SCRIPT)
+
+# The Sentinel exporter: a second redis_exporter per pod, reading the local Sentinel (redis_exporter
+# recognizes a Sentinel by its INFO and exports valkey_sentinel_*). 9355 is the port the Sentinel
+# exporters of the community use; port names are at most 15 characters.
+EXPORTER_CONTAINER_NAME = "sentinel-exporter"
+EXPORTER_PORT = 9355
+EXPORTER_PORT_NAME = "sentinel-exp"
+EXPORTER_COMPONENT = "sentinel-metrics"
+
+# On the client Service <name>, which has no endpoints in this topology: where clients go instead.
+CLIENTS_ANNOTATION = "cdk8s-valkey/clients"
+
+MIN_REPLICAS = 2  # three Sentinels: the smallest number that survives the loss of one
+MAX_SENTINEL_REPLICAS = MAX_REPLICAS - 1
+MIN_DOWN_AFTER_MS = 1000
+MAX_DOWN_AFTER_MS = 60_000
+MIN_FAILOVER_TIMEOUT_MS = 10_000
+MIN_ROLE_WAIT_SECONDS = 5
+MAX_ROLE_WAIT_SECONDS = 300
+MIN_SENTINEL_MEMORY_BYTES = 32 << 20
+
+# Directives of valkey.conf that this topology sets on the command line of every node: in
+# extra_config they would be overridden without a word, so they are refused there.
+_OWNED_DIRECTIVES = (
+    "replicaof",
+    "slaveof",
+    "replica-announce-ip",
+    "slave-announce-ip",
+    "replica-announce-port",
+    "slave-announce-port",
+    "min-replicas-to-write",
+    "min-slaves-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-max-lag",
+)
+_MASTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentinelOptions:
+    """Props of :class:`Sentinel`, also taken by :class:`Valkey` as ``sentinel=``.
+
+    :param replicas: Replicas of the primary, each in a pod of its own with its own data claim.
+        Every pod also runs a Sentinel, so there are ``replicas + 1`` Sentinels and the quorum is
+        their majority. From 2 to 6. Default: 2: three pods, quorum 2, which survives the loss of
+        any one pod.
+    :param master_name: The name the Sentinels know the primary by, which clients ask for
+        (ioredis ``name``). Letters, digits, '.', '_' and '-', at most 63. Default: the Valkey's
+        ``name``.
+    :param down_after: ``down-after-milliseconds``: how long the primary must be unreachable
+        before a Sentinel counts it down; a failover starts once the quorum agrees. Writes are
+        accepted again about ``down_after`` + 1.3 s after the primary dies (measured with Valkey
+        8.1: 6.3 s at 5 s, 3.3 s at 2 s). Whole milliseconds from 1 s to 60 s. Default: 5 s,
+        long enough that an AOF rewrite's fork, a slow Longhorn fsync or a busy node does not
+        start a failover (each failover resyncs the replicas and reconnects every client).
+    :param failover_timeout: ``failover-timeout``: how long a failover may take before the
+        Sentinels give up, and, doubled, how long before they retry one for the same primary.
+        Whole milliseconds, at least 10 s. Default: 60 s, so that a failed failover is retried
+        after 2 minutes (Sentinel's own default of 3 minutes waits 6).
+    :param min_replicas_to_write: ``min-replicas-to-write`` on every node: the primary refuses
+        writes (NOREPLICAS) unless this many replicas are connected and acknowledged within
+        ``min_replicas_max_lag``. It bounds the writes a failover can lose: an isolated or
+        restarted old primary stops acknowledging writes that nobody replicates. The price:
+        with fewer healthy replicas, writes stop. From 0 (off) to ``replicas``. Default: 1.
+    :param min_replicas_max_lag: ``min-replicas-max-lag``: a replica counts for
+        ``min_replicas_to_write`` only if it acknowledged within this time. Whole seconds, at
+        least 1 s. Default: 10 s, Valkey's own: writes acknowledged by a primary that has just
+        been cut off are at most this old when it stops taking them.
+    :param role_wait: How long a starting Valkey waits for the Sentinels to name the primary
+        before it falls back to its own Sentinel state, then to the bootstrap rule (ordinal 0
+        is the primary): see docs/operations.md, "How a node picks its role". Whole seconds
+        from 5 s to 5 min. Default: 20 s, several times what a Sentinel of the same pod needs
+        to start.
+    :param memory_limit: The Sentinel container's memory request and limit. At least 32 MiB.
+        Default: 64 MiB; a Sentinel uses a few MiB.
+    :param cpu_request: The Sentinel container's CPU request; no CPU limit, as for Valkey.
+        Default: 10m.
+    """
+
+    replicas: int = 2
+    master_name: str | None = None
+    down_after: cdk8s.Duration = cdk8s.Duration.seconds(5)
+    failover_timeout: cdk8s.Duration = cdk8s.Duration.seconds(60)
+    min_replicas_to_write: int = 1
+    min_replicas_max_lag: cdk8s.Duration = cdk8s.Duration.seconds(10)
+    role_wait: cdk8s.Duration = cdk8s.Duration.seconds(20)
+    memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64)
+    cpu_request: kplus.Cpu = kplus.Cpu.millis(10)
+
+    def __post_init__(self) -> None:
+        replicas = self.replicas
+        if (
+            isinstance(replicas, bool)
+            or not isinstance(replicas, int)
+            or not MIN_REPLICAS <= replicas <= MAX_SENTINEL_REPLICAS
+        ):
+            raise ValueError(
+                f"replicas: {replicas!r} is not allowed; use a whole number from {MIN_REPLICAS} to "
+                f"{MAX_SENTINEL_REPLICAS} (with fewer than {MIN_REPLICAS}, losing one pod loses the quorum)"
+            )
+        if self.master_name is not None and not _MASTER_NAME.match(self.master_name):
+            raise ValueError(
+                f"master_name: {self.master_name!r} is not allowed; use at most 63 letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit"
+            )
+        down_after = _millis("down_after", self.down_after)
+        if not MIN_DOWN_AFTER_MS <= down_after <= MAX_DOWN_AFTER_MS:
+            raise ValueError(
+                f"down_after: {down_after}ms is not allowed; use from {MIN_DOWN_AFTER_MS}ms to "
+                f"{MAX_DOWN_AFTER_MS}ms (shorter fails over on a hiccup, longer leaves clients without a primary)"
+            )
+        failover_timeout = _millis("failover_timeout", self.failover_timeout)
+        if failover_timeout < MIN_FAILOVER_TIMEOUT_MS:
+            raise ValueError(
+                f"failover_timeout: {failover_timeout}ms is not allowed; use at least {MIN_FAILOVER_TIMEOUT_MS}ms, "
+                "the time a failover needs to promote a replica and re-point the others"
+            )
+        writes = self.min_replicas_to_write
+        if isinstance(writes, bool) or not isinstance(writes, int) or not 0 <= writes <= replicas:
+            raise ValueError(
+                f"min_replicas_to_write: {writes!r} is not allowed; use a whole number from 0 (off) to "
+                f"replicas ({replicas}): more would refuse every write"
+            )
+        _whole_seconds("min_replicas_max_lag", self.min_replicas_max_lag, 1, None)
+        _whole_seconds("role_wait", self.role_wait, MIN_ROLE_WAIT_SECONDS, MAX_ROLE_WAIT_SECONDS)
+        if size_to_bytes(check_size("memory_limit", self.memory_limit)) < MIN_SENTINEL_MEMORY_BYTES:
+            raise ValueError(
+                f"memory_limit: {quantity(self.memory_limit)} is too small to run Sentinel; "
+                f"use at least {MIN_SENTINEL_MEMORY_BYTES >> 20}Mi"
+            )
+        check_cpu("cpu_request", self.cpu_request)
+
+
+class Sentinel(Construct):
+    """Turns a :class:`ValkeyStatefulSet` into one primary and ``replicas`` replicas, with a
+    Sentinel in every pod (docs/sentinel.md).
+
+    Renders, named from the Valkey's ``name``:
+
+    - on the StatefulSet: ``replicas + 1`` pods, each on its own claim ``data-<name>-<ordinal>``
+      (rendered as claims of their own, like ``data-<name>-0``; see
+      :meth:`ValkeyStatefulSet.set_replicas`); the ``valkey`` container started through
+      ``valkey-role.sh``, which asks the Sentinels whether this node is the primary or whose
+      replica it is, with ``min-replicas-to-write`` and ``min-replicas-max-lag``; a readiness
+      probe that also wants a replica in sync; a ``sentinel`` container on port 26379 whose
+      state lives on the data claim (``/data/sentinel/sentinel.conf``);
+    - ``ConfigMap <name>-sentinel``: the Sentinel configuration template and the scripts;
+    - ``Service <name>-sentinel`` on 26379 for clients (ioredis ``sentinels``), and the
+      headless Service publishing every pod's name even while it is not ready;
+    - the client Service ``<name>`` loses its selector: a Service would send clients to replicas
+      as well, where writes fail with READONLY. Clients connect through the Sentinels;
+    - with ``exporter``: a ``sentinel-exporter`` container (redis_exporter reading the local
+      Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``.
+
+    Create it right after the ExporterSidecar and before the Alerts and anything else that
+    reads the Valkey's pods (``Valkey(..., sentinel=SentinelOptions())`` does).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        valkey: ValkeyStatefulSet,
+        exporter: ExporterSidecar | None = None,
+        options: SentinelOptions | None = None,
+    ) -> None:
+        """
+        :param valkey: The Valkey to turn into a primary and replicas. Its chart must have a
+            namespace (the pods' host names hold it), the same as this construct's. Not with
+            ``auth_secret`` or ``network_policy`` (not supported yet), nor with an
+            ``extra_config`` that sets the replication directives this topology owns.
+        :param exporter: The Valkey's ExporterSidecar: the Sentinels are then exported too, with
+            the same image, scrape interval and ServiceMonitor labels. Default: none, so no
+            Sentinel metrics (and no :class:`SentinelAlerts`).
+        :param options: See :class:`SentinelOptions`. Default: ``SentinelOptions()``.
+        """
+        opts = options if options is not None else SentinelOptions()
+        check_instance("options", opts, SentinelOptions, "a SentinelOptions(...)")
+        check_instance("valkey", valkey, ValkeyStatefulSet, "the ValkeyStatefulSet to replicate")
+        if exporter is not None:
+            check_instance("exporter", exporter, ExporterSidecar, "the ExporterSidecar of that Valkey")
+            if exporter.valkey is not valkey:
+                raise ValueError(
+                    f"exporter: it watches Valkey {exporter.valkey.name!r}, not {valkey.name!r}; "
+                    "pass the ExporterSidecar created with valkey=<this Valkey>"
+                )
+        if valkey.namespace is None:
+            raise ValueError(
+                f"valkey: {valkey.name!r} renders into a chart without a namespace, but the Sentinels find "
+                "the pods by host names that hold it; set namespace= on its cdk8s.Chart"
+            )
+        if _registry.namespace_of(scope) != valkey.namespace:
+            raise ValueError(
+                f"valkey: {valkey.name!r} renders into namespace {valkey.namespace!r} but this chart renders "
+                f"into {_registry.namespace_of(scope)!r}; define the Sentinel in a chart of the Valkey's namespace"
+            )
+        if valkey.replicas != 1:
+            raise ValueError(f"valkey: {valkey.name!r} already runs {valkey.replicas} pods; one Sentinel per Valkey")
+        if valkey.auth_secret is not None:
+            raise ValueError(
+                f"valkey: {valkey.name!r} has auth_secret, which the Sentinel topology does not support yet "
+                "(replicas and Sentinels would need the password too); leave auth_secret out (ADR 0005: no AUTH)"
+            )
+        if valkey.network_policy:
+            raise ValueError(
+                f"valkey: {valkey.name!r} has network_policy, whose policy closes the egress that replication "
+                "and the Sentinels need, which the Sentinel topology does not open yet; leave network_policy out"
+            )
+        owned = sorted(set(valkey.extra_config) & set(_OWNED_DIRECTIVES))
+        if owned:
+            raise ValueError(
+                f"valkey: extra_config sets {owned}, which the Sentinel topology sets on every node; "
+                "remove them from extra_config (min_replicas_to_write and min_replicas_max_lag are SentinelOptions)"
+            )
+
+        super().__init__(scope, id)
+
+        name = valkey.name
+        namespace = valkey.namespace
+        self.valkey = valkey
+        self.exporter = exporter
+        self.options = opts
+        self.replicas = opts.replicas
+        self.master_name = opts.master_name if opts.master_name is not None else name
+        self.quorum = (opts.replicas + 1) // 2 + 1
+        self.down_after = opts.down_after
+        self.failover_timeout = opts.failover_timeout
+        self.min_replicas_to_write = opts.min_replicas_to_write
+        self.min_replicas_max_lag = opts.min_replicas_max_lag
+        self.port = PORT
+        self.service_name = f"{name}-sentinel"
+        self.service_host = f"{self.service_name}.{namespace}.svc"
+        self.config_map_name = f"{name}-sentinel"
+        self.pod_domain = f"{valkey.headless_service_name}.{namespace}.svc"
+        self.labels = _labels.common_labels(name, valkey.version, COMPONENT)
+        self.metrics_service_name: str | None = None
+        objects = [("ConfigMap", self.config_map_name), ("Service", self.service_name)]
+        if exporter is not None:
+            self.metrics_service_name = f"{name}-sentinel-metrics"
+            objects += [("Service", self.metrics_service_name), ("ServiceMonitor", self.service_name)]
+        _registry.register(self, objects)
+        valkey.set_replicas(opts.replicas + 1)
+        self.pod_hosts: tuple[str, ...] = tuple(f"{pod}.{self.pod_domain}" for pod in valkey.pod_names)
+        self.bootstrap_host = self.pod_hosts[0]
+
+        self.config_text = self._render_template()
+        data = {TEMPLATE: self.config_text, **{script: _scripts.script(script) for script in SCRIPTS}}
+        k8s.KubeConfigMap(
+            self,
+            "Config",
+            metadata=k8s.ObjectMeta(name=self.config_map_name, labels=dict(self.labels)),
+            data=data,
+        )
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+        self._wire_valkey_container()
+        valkey.add_volume(k8s.Volume(name=VOLUME, config_map=k8s.ConfigMapVolumeSource(name=self.config_map_name)))
+        valkey.add_pod_annotation("checksum/sentinel", digest)
+        valkey._add_container_json(CONTAINER_NAME, self._container())
+        # Pod DNS names must resolve while a pod is not ready: a replica in a full sync, or a
+        # primary the Sentinels are failing over, is still what the others connect to.
+        valkey.headless_service.add_json_patch(cdk8s.JsonPatch.add("/spec/publishNotReadyAddresses", True))
+        # The client Service would spread clients over the primary and the replicas (READONLY
+        # errors on writes): without a selector it has no endpoints, and connections are refused.
+        valkey.service.add_json_patch(cdk8s.JsonPatch.remove("/spec/selector"))
+        valkey.service.metadata.add_annotation(
+            CLIENTS_ANNOTATION,
+            f"no endpoints: connect through the Sentinels ({self.service_host}:{PORT}, master name {self.master_name})",
+        )
+        self.service = k8s.KubeService(
+            self,
+            "Service",
+            metadata=k8s.ObjectMeta(name=self.service_name, labels=dict(self.labels)),
+            spec=k8s.ServiceSpec(
+                type="ClusterIP",
+                selector=valkey.match_labels,
+                # A Sentinel answers while its pod's Valkey is not ready (a replica whose primary
+                # just died is exactly when clients ask the Sentinels most).
+                publish_not_ready_addresses=True,
+                ports=[k8s.ServicePort(name=PORT_NAME, port=PORT, target_port=port_name(PORT_NAME), protocol="TCP")],
+            ),
+        )
+        if exporter is not None:
+            self._export(exporter)
+
+    # -- wiring points -------------------------------------------------------------
+
+    @property
+    def sentinel_hosts(self) -> tuple[str, ...]:
+        """Every Sentinel's host name, ``<name>-<ordinal>.<name>-headless.<namespace>.svc``: the
+        ``sentinels`` a client lists, each on :attr:`sentinel_port`."""
+        return self.pod_hosts
+
+    @property
+    def sentinel_port(self) -> int:
+        """The Sentinels' port, 26379."""
+        return self.port
+
+    @property
+    def ioredis_options(self) -> dict[str, Any]:
+        """The connection options for ioredis (and BullMQ, which passes them on), as JSON-able
+        data: every Sentinel, the master name, and ``failoverDetector``, without which a frozen
+        primary lost BullMQ jobs in the measurements (docs/sentinel.md, clients)."""
+        return {
+            "sentinels": [{"host": host, "port": self.port} for host in self.sentinel_hosts],
+            "name": self.master_name,
+            "failoverDetector": True,
+        }
+
+    # -- rendering -----------------------------------------------------------------
+
+    def _render_template(self) -> str:
+        master = self.master_name
+        return "\n".join(
+            [
+                "# sentinel.conf rendered by cdk8s_valkey: the template of each pod's Sentinel configuration.",
+                "# sentinel-start.sh merges it at every start with the state the Sentinel keeps on the pod's",
+                f"# data claim ({STATE_DIR}/{TEMPLATE}): the settings come from here; the primary it",
+                "# monitors, the epochs and the known Sentinels and replicas from the state. The primary below",
+                "# is the bootstrap one, used only when neither the state nor another Sentinel knows better.",
+                f"port {PORT}",
+                "bind * -::*",
+                "# No AUTH yet (ADR 0005): the Sentinels accept connections from other pods.",
+                "protected-mode no",
+                f"dir {STATE_DIR}",
+                'logfile ""',
+                "# Pod IPs change on restart; host names of the headless Service do not.",
+                "sentinel resolve-hostnames yes",
+                "sentinel announce-hostnames yes",
+                f"sentinel monitor {master} {self.bootstrap_host} {self.valkey.port} {self.quorum}",
+                f"sentinel down-after-milliseconds {master} {duration_millis(self.down_after)}",
+                f"sentinel failover-timeout {master} {duration_millis(self.failover_timeout)}",
+                "# One replica resyncs from a new primary at a time: the other keeps serving reads.",
+                f"sentinel parallel-syncs {master} 1",
+                "",
+            ]
+        )
+
+    def _env(self) -> list[_plain.JsonObject]:
+        """What both containers' scripts read (sentinel-lib.sh)."""
+        sentinels = " ".join(f"{host}:{PORT}" for host in self.sentinel_hosts)
+        return [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "VALKEY_POD_DOMAIN", "value": self.pod_domain},
+            {"name": "VALKEY_MASTER_NAME", "value": self.master_name},
+            {"name": "VALKEY_SENTINELS", "value": sentinels},
+            {"name": "VALKEY_BOOTSTRAP_PRIMARY", "value": f"{self.bootstrap_host}:{self.valkey.port}"},
+            {"name": "VALKEY_SENTINEL_STATE", "value": f"{STATE_DIR}/{TEMPLATE}"},
+        ]
+
+    def _wire_valkey_container(self) -> None:
+        valkey = self.valkey
+        for var in self._env():
+            field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            valkey.add_env(var["name"], value=var.get("value"), field_path=field)
+        wait = duration_millis(self.options.role_wait) // 1000
+        valkey.add_env("VALKEY_SENTINEL_WAIT_SECONDS", value=str(wait))
+        valkey.add_volume_mount(VOLUME, MOUNT_PATH)
+        valkey.wrap_command("sh", f"{MOUNT_PATH}/{ROLE_SCRIPT}")
+        lag = duration_millis(self.min_replicas_max_lag) // 1000
+        valkey.add_args("--min-replicas-to-write", str(self.min_replicas_to_write), "--min-replicas-max-lag", str(lag))
+        valkey.wrap_probe("readiness", "sh", f"{MOUNT_PATH}/{PROBE_SCRIPT}")
+
+    def _container(self) -> _plain.JsonObject:
+        """The ``sentinel`` container (``k8s.Container``) as JSON."""
+        memory = quantity(self.options.memory_limit)
+        probe = ["sh", f"{SCRIPTS_DIR}/{_scripts.PROBE}"]
+        container: _plain.JsonObject = _plain.sanitized(
+            {
+                "name": CONTAINER_NAME,
+                "image": self.valkey.image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", f"{MOUNT_PATH}/{START_SCRIPT}"],
+                # VALKEY_PORT: probe.sh asks this Sentinel, which answers PING with PONG.
+                "env": [*self._env(), {"name": "VALKEY_PORT", "value": str(PORT)}],
+                "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+                "resources": {
+                    "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
+                    "limits": {"memory": memory},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                # A Sentinel starts in well under a second; the first start may ask the others
+                # for 5 s (sentinel-start.sh).
+                "startupProbe": _plain.exec_probe([*probe, "ready"], period=2, timeout=3, failures=30),
+                "readinessProbe": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
+                "livenessProbe": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
+                "volumeMounts": [
+                    {"name": DATA_VOLUME, "mountPath": DATA_DIR},
+                    {"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True},
+                    {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+                ],
+            }
+        )
+        return container
+
+    def _export(self, exporter: ExporterSidecar) -> None:
+        """The ``sentinel-exporter`` container, its Service and ServiceMonitor."""
+        valkey = self.valkey
+        assert self.metrics_service_name is not None
+        container = copy.deepcopy(exporter._container())
+        container["name"] = EXPORTER_CONTAINER_NAME
+        container.pop("env", None)
+        container["args"] = [
+            f"--redis.addr=redis://localhost:{PORT}" if arg.startswith("--redis.addr=") else arg
+            for arg in exporter.args
+            if not arg.startswith("--check-single-keys=")
+        ]
+        container["args"] = [
+            f"--web.listen-address=:{EXPORTER_PORT}" if arg.startswith("--web.listen-address=") else arg
+            for arg in container["args"]
+        ]
+        container["ports"] = [{"containerPort": EXPORTER_PORT, "name": EXPORTER_PORT_NAME, "protocol": "TCP"}]
+        container["livenessProbe"]["httpGet"]["port"] = EXPORTER_PORT_NAME
+        valkey._add_container_json(EXPORTER_CONTAINER_NAME, container)
+        labels = {**valkey.labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}
+        k8s.KubeService(
+            self,
+            "MetricsService",
+            metadata=k8s.ObjectMeta(name=self.metrics_service_name, labels=labels),
+            spec=k8s.ServiceSpec(
+                type="ClusterIP",
+                selector=valkey.match_labels,
+                ports=[
+                    k8s.ServicePort(
+                        name="metrics", port=EXPORTER_PORT, target_port=port_name(EXPORTER_PORT_NAME), protocol="TCP"
+                    )
+                ],
+            ),
+        )
+        interval, timeout = (duration_millis(d) // 1000 for d in (exporter.scrape_interval, exporter.scrape_timeout))
+        _plain.api_object(
+            self,
+            "ServiceMonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            name=self.service_name,
+            labels={**labels, **exporter.service_monitor_labels},
+            spec={
+                "selector": {"matchLabels": {**valkey.match_labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}},
+                "namespaceSelector": {"matchNames": [valkey.namespace]},
+                "endpoints": [
+                    {
+                        "port": "metrics",
+                        "path": exporter.metrics_path,
+                        "interval": _prometheus_duration(interval),
+                        "scrapeTimeout": _prometheus_duration(timeout),
+                    }
+                ],
+            },
+        )
+
+
+def _millis(prop: str, duration: cdk8s.Duration) -> int:
+    return duration_millis(check_duration(prop, duration))
+
+
+def _whole_seconds(prop: str, duration: cdk8s.Duration, minimum: int, maximum: int | None) -> int:
+    millis = _millis(prop, duration)
+    seconds = millis // 1000
+    if millis % 1000 or seconds < minimum or (maximum is not None and seconds > maximum):
+        shown = f"{millis}ms" if millis % 1000 else f"{seconds}s"
+        limit = f"from {minimum}s to {maximum}s" if maximum is not None else f"at least {minimum}s"
+        raise ValueError(f"{prop}: {shown} is not allowed; use whole seconds, {limit}")
+    return seconds
