@@ -486,11 +486,11 @@ class NetPod:
         self.empty_dirs: list[Path] = []
         for template in statefulset.spec.get("volumeClaimTemplates", []):
             claim = f"{template['metadata']['name']}-{statefulset.name}-{ordinal}"
-            self.volume_dirs[template["metadata"]["name"]] = statefulset.root / "claims" / claim
+            self.volume_dirs[template["metadata"]["name"]] = statefulset.claims_dir / claim
         for volume in pod_spec.get("volumes", []):
             if "persistentVolumeClaim" in volume:
                 claim = volume["persistentVolumeClaim"]["claimName"]
-                self.volume_dirs[volume["name"]] = statefulset.root / "claims" / claim
+                self.volume_dirs[volume["name"]] = statefulset.claims_dir / claim
             elif "emptyDir" in volume:
                 path = self.dir / "volumes" / volume["name"]
                 self.volume_dirs[volume["name"]] = path
@@ -664,7 +664,9 @@ class NetPod:
 class NetStatefulSet:
     """The manifest's StatefulSet as pods ``<sts>-0..N-1`` on a :class:`PodNetwork`.
 
-    ``replicas`` defaults to the rendered ``spec.replicas``. ``containers`` names the containers
+    ``replicas`` defaults to the rendered ``spec.replicas``. Claims live in ``claims_dir``
+    (default ``<root>/claims``): two sets given the same one share claims by name, as a new
+    StatefulSet adopts the claims of an old one. ``containers`` names the containers
     to run (default: every container with a command or an entry in ``image_commands``, which maps
     an image name without its tag to the argv of its entry point). ``extra_env`` maps a
     container name to env applied last (host paths, not rewritten). Nothing starts on creation.
@@ -683,6 +685,7 @@ class NetStatefulSet:
         image_commands: Mapping[str, Sequence[str]] | None = None,
         extra_env: Mapping[str, dict[str, str]] | None = None,
         run_as_pod_user: bool = True,
+        claims_dir: Path | None = None,
     ) -> None:
         sts = [o for o in objects if o.get("kind") == "StatefulSet"]
         sts = [o for o in sts if statefulset is None or o["metadata"]["name"] == statefulset]
@@ -698,6 +701,7 @@ class NetStatefulSet:
         self.template_labels: dict[str, str] = dict(self.spec["template"]["metadata"].get("labels") or {})
         self.network = network
         self.root = root.resolve()
+        self.claims_dir = (claims_dir or root / "claims").resolve()
         self.bin_dir = bin_dir
         self.run_as_pod_user = run_as_pod_user
         self.image_commands = {k: list(v) for k, v in (image_commands or {}).items()}
@@ -751,17 +755,28 @@ class NetStatefulSet:
                 out[name] = ips
         return out
 
+    @property
+    def _owner(self) -> str:
+        # Two sets of one name may share a network (a migration runs the old and the new one).
+        return f"statefulset/{self.namespace}/{self.name}/{id(self)}"
+
     def publish(self) -> None:
-        self.network.publish(f"statefulset/{self.namespace}/{self.name}", self.records())
+        self.network.publish(self._owner, self.records())
 
     def start(self, order: Sequence[int] | None = None, *, ready_timeout: float = 30, wait: bool = True) -> None:
-        """Start the pods in ``order`` (ordinals; default 0..N-1, as OrderedReady does), each
-        ready before the next when ``wait``."""
-        for ordinal in order if order is not None else range(len(self.pods)):
-            pod = self.pods[ordinal]
+        """Start the pods in ``order`` (ordinals; default 0..N-1) as the rendered
+        ``podManagementPolicy`` does: ``OrderedReady`` waits for each pod to be ready before the
+        next, ``Parallel`` starts them all, then waits. ``wait=False`` waits for none."""
+        pods = [self.pods[i] for i in (order if order is not None else range(len(self.pods)))]
+        parallel = self.spec.get("podManagementPolicy") == "Parallel"
+        for pod in pods:
             pod.start()
-            if wait:
+            if wait and not parallel:
                 pod.wait_ready(timeout=ready_timeout)
+        if wait and parallel:
+            deadline = time.monotonic() + ready_timeout
+            for pod in pods:
+                pod.wait_ready(timeout=max(deadline - time.monotonic(), 0.1))
 
     def stop(self, timeout: float = 10) -> None:
         """Delete every existing pod (highest ordinal first, as the controller scales down)."""
@@ -772,7 +787,7 @@ class NetStatefulSet:
     def close(self) -> None:
         for pod in self.pods:
             pod.close()
-        self.network.publish(f"statefulset/{self.namespace}/{self.name}", {})
+        self.network.publish(self._owner, {})
 
     def __enter__(self) -> NetStatefulSet:
         return self
