@@ -5,6 +5,7 @@ from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .sentinel import Sentinel, SentinelOptions
 from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
@@ -22,6 +23,8 @@ __all__ = [
     "PodOptions",
     "RecurringJobSchedule",
     "SecretKeyRef",
+    "Sentinel",
+    "SentinelOptions",
     "SmokeCheck",
     "SmokeCheckOptions",
     "Valkey",

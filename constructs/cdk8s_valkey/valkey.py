@@ -16,6 +16,7 @@ from .backups import BackupOptions, Backups
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .sentinel import Sentinel, SentinelOptions
 from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
@@ -66,6 +67,7 @@ class Valkey(Construct):
         dashboard: DashboardOptions | None = None,
         backups: BackupOptions | None = None,
         smoke_check: SmokeCheckOptions | None = None,
+        sentinel: SentinelOptions | None = None,
         **server: Unpack[ValkeyProps],
     ) -> None:
         """
@@ -82,6 +84,11 @@ class Valkey(Construct):
         :param smoke_check: Render the :class:`SmokeCheck` Job, which checks the live Valkey
             against this manifest after every sync (Argo CD PostSync hook; Flux re-creates it),
             with these options; ``SmokeCheckOptions()`` for the defaults. Default: none, no Job.
+        :param sentinel: Run one primary and replicas with a Sentinel in every pod (ADR 0005's
+            future path), see :class:`Sentinel`; ``SentinelOptions()`` for the defaults. Clients
+            then connect through the Sentinels (``sentinel_hosts``, ``sentinel_port``,
+            ``master_name``). Not with ``smoke_check``, which checks the single Valkey through
+            the client Service. Default: none, the single replica of ADR 0005.
         :param server: The :class:`ValkeyStatefulSet` props, as keywords (``memory_limit=...``).
             ``name`` defaults to this construct's id.
         """
@@ -95,10 +102,21 @@ class Valkey(Construct):
             check_instance("backups", backups, BackupOptions, "a BackupOptions(...)")
         if smoke_check is not None:
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
+        if sentinel is not None:
+            check_instance("sentinel", sentinel, SentinelOptions, "a SentinelOptions(...)")
+            if smoke_check is not None:
+                raise ValueError(
+                    "smoke_check: the SmokeCheck Job checks the Valkey through its client Service, which has "
+                    "no endpoints with sentinel; leave smoke_check out with sentinel"
+                )
         super().__init__(scope, id)
         # Same id as ours, so that the name defaults to it and errors about the id stay true.
         self.server = ValkeyStatefulSet(self, id, **server)
         self.exporter = ExporterSidecar(self, "Metrics", valkey=self.server, options=exporter)
+        # Before the Alerts and the Dashboard: they read the pods this turns one into several.
+        self.sentinel: Sentinel | None = None
+        if sentinel is not None:
+            self.sentinel = Sentinel(self, "Sentinel", valkey=self.server, exporter=self.exporter, options=sentinel)
         self.dashboard: Dashboard | None = None
         if dashboard is not None:
             self.dashboard = Dashboard(self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard)
@@ -131,3 +149,18 @@ class Valkey(Construct):
     def url(self) -> str:
         """``redis://<host>:<port>``, never with a password."""
         return self.server.url
+
+    @property
+    def sentinel_hosts(self) -> tuple[str, ...]:
+        """With ``sentinel``: every Sentinel's host name (ioredis ``sentinels``); otherwise none."""
+        return self.sentinel.sentinel_hosts if self.sentinel is not None else ()
+
+    @property
+    def sentinel_port(self) -> int | None:
+        """With ``sentinel``: the Sentinels' port, 26379; otherwise ``None``."""
+        return self.sentinel.sentinel_port if self.sentinel is not None else None
+
+    @property
+    def master_name(self) -> str | None:
+        """With ``sentinel``: the name the Sentinels know the primary by (ioredis ``name``)."""
+        return self.sentinel.master_name if self.sentinel is not None else None

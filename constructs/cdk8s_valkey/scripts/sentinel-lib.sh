@@ -84,44 +84,61 @@ lib_init() {
 }
 
 # ask_one HOST PORT: ask one Sentinel for the primary. On an answer, set a_host, a_port,
-# a_epoch and a_slaves and return 0; return 1 when it does not answer or knows no such master.
+# a_epoch, a_slaves and a_busy (1 while it runs a failover) and return 0; return 1 when it does
+# not answer or knows no such master. Two commands on one connection: GET-MASTER-ADDR-BY-NAME
+# gives the address clients are sent to (during a failover, the promoted replica as soon as
+# it is one, where SENTINEL MASTER still shows the old primary beside the new epoch), and
+# SENTINEL MASTER the config-epoch, the known replicas and the flags.
 # timeout(1) bounds the whole exchange: a frozen Sentinel accepts the connection (the kernel
 # does) and never answers, which valkey-cli's own -t (connect only) does not cover.
 ask_one() {
-    a_host='' a_port='' a_epoch='' a_slaves=''
-    reply=$(timeout "$query_timeout" valkey-cli -h "$1" -p "$2" -t "$query_timeout" --raw \
-        SENTINEL MASTER "$master_name" 2>/dev/null) || return 1
-    key=''
-    # --raw prints the reply's field names and values on alternate lines.
+    a_host='' a_port='' a_epoch='' a_slaves='' a_busy=0
+    reply=$(printf 'SENTINEL GET-MASTER-ADDR-BY-NAME %s\nSENTINEL MASTER %s\n' "$master_name" "$master_name" |
+        timeout "$query_timeout" valkey-cli -h "$1" -p "$2" -t "$query_timeout" --raw 2>/dev/null) || return 1
+    n=0 key=''
+    # --raw prints the address as two lines, then the master's field names and values on
+    # alternate lines.
     while IFS= read -r line; do
-        if [ -z "$key" ]; then
+        n=$((n + 1))
+        if [ "$n" -eq 1 ]; then
+            a_host=$line
+        elif [ "$n" -eq 2 ]; then
+            a_port=$line
+        elif [ -z "$key" ]; then
             key=$line
-            continue
+        else
+            case $key in
+                config-epoch) a_epoch=$line ;;
+                num-slaves) a_slaves=$line ;;
+                flags)
+                    case ,$line, in
+                        *,failover_in_progress,*) a_busy=1 ;;
+                    esac
+                    ;;
+            esac
+            key=''
         fi
-        case $key in
-            ip) a_host=$line ;;
-            port) a_port=$line ;;
-            config-epoch) a_epoch=$line ;;
-            num-slaves) a_slaves=$line ;;
-        esac
-        key=''
     done <<EOF
 $reply
 EOF
     [ -n "$a_host" ] && is_uint "$a_port" && is_uint "$a_epoch" && is_uint "${a_slaves:-0}"
 }
 
-# ask_sentinels: ask every Sentinel once. Sets answers (how many answered) and, when at least
-# one did, best (host:port), best_host, best_port, best_epoch, best_votes and best_slaves: the
+# ask_sentinels: ask every Sentinel once. Sets answers (how many answered), busy (1 when one of
+# them runs a failover) and, when at least one answered, best (host:port), best_host, best_port,
+# best_epoch, best_votes and best_slaves: the
 # address with the highest config-epoch (the latest failover), given by most of the Sentinels
 # at that epoch; between two addresses with as many votes, the one that is not $me
 # (a replica can always be corrected, a second primary cannot).
 ask_sentinels() {
-    answers=0
+    answers=0 busy=0
     replies=''
     for addr in $sentinels; do
         if ask_one "${addr%:*}" "${addr##*:}"; then
             answers=$((answers + 1))
+            if [ "$a_busy" -eq 1 ]; then
+                busy=1
+            fi
             replies="$replies$a_epoch $a_host:$a_port ${a_slaves:-0}
 "
         fi

@@ -56,13 +56,14 @@ if read_state; then
     why="kept from $state_file (config-epoch $state_epoch)"
 else
     epoch=0
-    deadline=$(($(date +%s) + seed_wait))
+    waited=0
     while :; do
         ask_sentinels
-        if [ "$answers" -gt 0 ] || [ "$(date +%s)" -ge "$deadline" ]; then
+        if [ "$answers" -gt 0 ] || [ "$waited" -ge "$seed_wait" ]; then
             break
         fi
         sleep 1
+        waited=$((waited + 1))
     done
     if [ "$answers" -gt 0 ]; then
         host=$best_host port=$best_port epoch=$best_epoch

@@ -11,8 +11,9 @@
 #   2. It names another node: start as its replica, at once. Starting as a replica is always
 #      safe: a replica accepts no writes, and the Sentinels re-point it if needed.
 #   3. It names this node with config-epoch > 0 (a failover made it primary), or every Sentinel
-#      answered: start as the primary. Epoch 0 naming this node is only what a Sentinel was
-#      seeded with: wait for the other Sentinels or for the deadline.
+#      answered, and no Sentinel is in the middle of a failover: start as the primary. Epoch 0
+#      naming this node is only what a Sentinel was seeded with, and a failover in progress may
+#      be about to promote another node: ask again a second later, up to the deadline.
 #   4. No Sentinel answered by the deadline: this pod's own Sentinel state file (the primary its
 #      Sentinel last knew) decides as in 2 and 3; without one (first install, new claim), the
 #      bootstrap primary (ordinal 0) starts as the primary and every other node as its replica.
@@ -46,7 +47,9 @@ is_uint "$wait_seconds" || invalid_env VALKEY_SENTINEL_WAIT_SECONDS "$wait_secon
 data_dir=${VALKEY_DATA_DIR:-/data}
 
 role='' primary='' why='' epoch=0 slaves=0
-deadline=$(($(date +%s) + wait_seconds))
+# Rounds of one second apart, not a clock deadline: the wait is at least wait_seconds, plus the
+# time the questions take (milliseconds, or VALKEY_SENTINEL_TIMEOUT per Sentinel that hangs).
+waited=0
 while :; do
     ask_sentinels
     if [ "$answers" -gt 0 ]; then
@@ -56,15 +59,17 @@ while :; do
             role=replica primary=$best why=$said
             break
         fi
-        if [ "$best_epoch" -gt 0 ] || [ "$answers" -eq "$total" ]; then
+        # A failover in progress may be about to promote another node: ask again.
+        if [ "$busy" -eq 0 ] && { [ "$best_epoch" -gt 0 ] || [ "$answers" -eq "$total" ]; }; then
             role=primary why=$said
             break
         fi
     fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    if [ "$waited" -ge "$wait_seconds" ]; then
         break
     fi
     sleep 1
+    waited=$((waited + 1))
 done
 
 if [ -z "$role" ]; then
