@@ -11,8 +11,9 @@ import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
 from _crd_schema import validate_crd_object
-from _synth import container, find, new_chart, objects, to_yaml
+from _synth import container, find, load_all, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
+from conftest import REPO
 
 from cdk8s_valkey import (
     ExporterSidecar,
@@ -23,6 +24,7 @@ from cdk8s_valkey import (
     Valkey,
     ValkeyStatefulSet,
 )
+from cdk8s_valkey.review import guard_claims
 from cdk8s_valkey.valkey_statefulset import CLAIM_TEMPLATE_STORAGE
 
 HOSTS = tuple(f"valkey-{i}.valkey-headless.apps.svc" for i in range(3))
@@ -128,7 +130,14 @@ def test_valkey_container() -> None:
     objs = objects(chart)
     ctr = container(objs)
     assert ctr["command"] == ["sh", "/sentinel/valkey-role.sh", "sh", "/scripts/entrypoint.sh"]
-    assert ctr["args"] == ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
+    assert ctr["args"] == [
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "2",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
     assert env(ctr) == {
         "VALKEY_CONFIG_FILE": "/etc/valkey/valkey.conf",
         "VALKEY_DATA_DIR": "/data",
@@ -163,6 +172,7 @@ def test_sentinel_container() -> None:
     assert ctr["command"] == ["sh", "/sentinel/sentinel-start.sh"]
     assert ctr["ports"] == [{"containerPort": 26379, "name": "sentinel", "protocol": "TCP"}]
     assert env(ctr)["VALKEY_PORT"] == "26379"
+    assert env(ctr)["VALKEY_SENTINEL_TEMPLATE"] == "/sentinel/sentinel.conf"
     assert ctr["resources"] == {"limits": {"memory": "64Mi"}, "requests": {"cpu": "10m", "memory": "64Mi"}}
     assert ctr["securityContext"] == container(objects(chart))["securityContext"]
     assert ctr["volumeMounts"] == [
@@ -275,6 +285,9 @@ def test_wiring_points() -> None:
         "sentinels": [{"host": host, "port": 26379} for host in HOSTS],
         "name": "valkey",
         "failoverDetector": True,
+        "disconnectTimeout": 100,
+        "connectTimeout": 1000,
+        "sentinelCommandTimeout": 1000,
     }
 
 
@@ -286,7 +299,7 @@ def test_options() -> None:
         SentinelOptions(
             replicas=4,
             master_name="queues",
-            down_after=cdk8s.Duration.millis(2500),
+            down_after=cdk8s.Duration.millis(8500),
             failover_timeout=cdk8s.Duration.minutes(3),
             min_replicas_to_write=2,
             min_replicas_max_lag=cdk8s.Duration.seconds(5),
@@ -299,13 +312,13 @@ def test_options() -> None:
     assert sentinel.quorum == 3
     assert template_lines(chart)[-4:] == [
         "sentinel monitor queues valkey-0.valkey-headless.apps.svc 6379 3",
-        "sentinel down-after-milliseconds queues 2500",
+        "sentinel down-after-milliseconds queues 8500",
         "sentinel failover-timeout queues 180000",
         "sentinel parallel-syncs queues 1",
     ]
     objs = objects(chart)
     ctr = container(objs)
-    assert ctr["args"] == ["--min-replicas-to-write", "2", "--min-replicas-max-lag", "5"]
+    assert ctr["args"][:4] == ["--min-replicas-to-write", "2", "--min-replicas-max-lag", "5"]
     assert env(ctr)["VALKEY_SENTINEL_WAIT_SECONDS"] == "30"
     assert env(ctr)["VALKEY_MASTER_NAME"] == "queues"
     assert len(env(ctr)["VALKEY_SENTINELS"].split()) == 5
@@ -317,6 +330,13 @@ def test_options() -> None:
         f"data-valkey-{i}" for i in range(5)
     ]
     assert sentinel.ioredis_options["name"] == "queues"
+
+
+def test_min_replicas_max_lag_follows_down_after() -> None:
+    assert SentinelOptions().min_replicas_max_lag is not None
+    for down_after, lag in ((4000, "1"), (5000, "2"), (4999, "1"), (30_000, "27")):
+        chart, _ = build(SentinelOptions(down_after=cdk8s.Duration.millis(down_after)))
+        assert container(objects(chart))["args"][2:4] == ["--min-replicas-max-lag", lag]
 
 
 def test_min_replicas_to_write_zero_turns_it_off() -> None:
@@ -377,9 +397,9 @@ def test_objects_validate_against_kubernetes_and_the_crds() -> None:
             "starting with a letter or digit",
         ),
         (
-            {"down_after": cdk8s.Duration.millis(500)},
-            "down_after: 500ms is not allowed; use from 1000ms to 60000ms (shorter fails over on a hiccup, "
-            "longer leaves clients without a primary)",
+            {"down_after": cdk8s.Duration.millis(3500)},
+            "down_after: 3500ms is not allowed; use from 4000ms to 60000ms (shorter leaves an isolated old "
+            "primary taking writes after the failover, longer leaves clients without a primary)",
         ),
         (
             {"failover_timeout": cdk8s.Duration.seconds(5)},
@@ -393,7 +413,13 @@ def test_objects_validate_against_kubernetes_and_the_crds() -> None:
         ),
         (
             {"min_replicas_max_lag": cdk8s.Duration.millis(1500)},
-            "min_replicas_max_lag: 1500ms is not allowed; use whole seconds, at least 1s",
+            "min_replicas_max_lag: 1500ms is not allowed with down_after 5000ms; use whole seconds from 1s to 2s "
+            "(down_after - 3s), so that an isolated old primary stops taking writes before a replica is promoted",
+        ),
+        (
+            {"min_replicas_max_lag": cdk8s.Duration.seconds(10)},
+            "min_replicas_max_lag: 10s is not allowed with down_after 5000ms; use whole seconds from 1s to 2s "
+            "(down_after - 3s), so that an isolated old primary stops taking writes before a replica is promoted",
         ),
         ({"role_wait": cdk8s.Duration.seconds(2)}, "role_wait: 2s is not allowed; use whole seconds, from 5s to 300s"),
         (
@@ -451,13 +477,53 @@ def test_auth_is_refused() -> None:
     )
 
 
-def test_network_policy_is_refused() -> None:
-    with pytest.raises(ValueError) as error:
-        build(network_policy=True)
-    assert str(error.value) == (
-        "valkey: 'valkey' has network_policy, whose policy closes the egress that replication and the Sentinels "
-        "need, which the Sentinel topology does not open yet; leave network_policy out"
-    )
+def test_network_policy() -> None:
+    """Policies add up: the Valkey's own (6379 from its clients, no egress) and the exporter's stay
+    as they are; <name>-sentinel opens the pods to each other, DNS, and the Sentinels to clients."""
+    chart, sentinel = build(network_policy=True)
+    objs = objects(chart)
+    assert [o["metadata"]["name"] for o in objs if o["kind"] == "NetworkPolicy"] == [
+        "valkey",
+        "valkey-metrics",
+        "valkey-sentinel",
+    ]
+    assert find(objs, "NetworkPolicy", "valkey")["spec"]["egress"] == []
+    pods = [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "valkey", "app.kubernetes.io/name": "valkey"}}}
+    ]
+    between = [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}]
+    assert find(objs, "NetworkPolicy", "valkey-sentinel")["spec"] == {
+        "podSelector": pods[0]["podSelector"],
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {"from": pods, "ports": between},
+            {"from": [{"podSelector": {}}], "ports": [{"port": 26379, "protocol": "TCP"}]},
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"port": 9355, "protocol": "TCP"}],
+            },
+        ],
+        "egress": [
+            {"to": pods, "ports": between},
+            {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        ],
+    }
+    assert sentinel.network_policy_name == "valkey-sentinel"
+    for obj in objs:
+        if obj["kind"] == "NetworkPolicy":
+            kubernetes_validate.validate(obj, "1.28", strict=True)
+
+
+def test_network_policy_with_allowed_clients_and_without_exporter() -> None:
+    api = k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels={"app": "api"}))
+    chart, _ = build(exporter=False, network_policy=True, allowed_clients=[api])
+    ingress = find(objects(chart), "NetworkPolicy", "valkey-sentinel")["spec"]["ingress"]
+    assert ingress[1:] == [
+        {"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 26379, "protocol": "TCP"}]}
+    ]
+    no_policy, sentinel = build()
+    assert not [o for o in objects(no_policy) if o["kind"] == "NetworkPolicy"]
+    assert sentinel.network_policy_name is None
 
 
 def test_owned_directives_in_extra_config_are_refused() -> None:
@@ -548,3 +614,47 @@ def test_hooks_keep_sidecars_added_before() -> None:
     names = [c["name"] for c in statefulset(chart)["spec"]["template"]["spec"]["containers"]]
     assert names == ["valkey", "side"]
     assert container(objects(chart))["command"] == ["env", "sh", "/scripts/entrypoint.sh"]
+
+
+# -- the migration from the single replica ----------------------------------------------------------
+
+MIGRATION = REPO / "tests" / "review_cases" / "rejected-migration-to-sentinel"
+
+
+def test_synth_guard_accepts_the_migration() -> None:
+    """The claim template (192Mi) does not count as a shrink of data-valkey-0 (10Gi): the
+    StatefulSet adopts the standalone claim, the template only shapes missing ones."""
+    new = load_all((MIGRATION / "new" / "valkey.k8s.yaml").read_text())
+    guard_claims(MIGRATION / "old", new)
+    shrunk = [
+        {**o, "spec": {**o["spec"], "resources": {"requests": {"storage": "5Gi"}}}}
+        if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "data-valkey-0"
+        else o
+        for o in new
+    ]
+    with pytest.raises(ValueError, match="would shrink from 10Gi to 5Gi"):
+        guard_claims(MIGRATION / "old", shrunk)
+
+
+def test_review_case_is_this_rendering() -> None:
+    """The golden case's new side is what the library renders for main.py's production Valkey with
+    sentinel (and without the smoke check, which sentinel refuses)."""
+    import main
+
+    chart = new_chart(chart_id="valkey")
+    env = main.PRODUCTION
+    Valkey(
+        chart,
+        "valkey",
+        memory_limit=env.memory_limit,
+        storage_size=env.storage_size,
+        storage_class=main.STORAGE_CLASS,
+        network_policy=env.network_policy,
+        exporter=main.ExporterOptions(bullmq_queues=main.BULLMQ_QUEUES, service_monitor_labels=main.PROMETHEUS_LABELS),
+        alerts=main.AlertOptions(rule_labels=main.PROMETHEUS_LABELS),
+        dashboard=main.DashboardOptions(),
+        backups=env.backups,
+        sentinel=SentinelOptions(),
+    )
+    expected = load_all((MIGRATION / "new" / "valkey.k8s.yaml").read_text())
+    assert objects(chart) == expected

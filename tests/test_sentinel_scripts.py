@@ -4,14 +4,16 @@ valkey-server 8.1 processes and real Sentinels (``valkey-server --sentinel``) on
 
 Each node is a Valkey and a Sentinel on ports of their own, on one data directory (the pod's
 claim: the AOF, and the Sentinel's state in ``sentinel/``), started with the rendered
-``sentinel.conf`` template and the env the manifest gives, except the host-specific parts: every
-host is 127.0.0.1, the ports are free ones, and ``down-after-milliseconds`` is 1 s so that a
-failover takes about 2.5 s. Host names and network namespaces are the drills' business
+``sentinel.conf`` template, the env and the valkey-server arguments the manifest gives, except the
+host-specific parts: every host is 127.0.0.1, the ports are free ones, and the template's
+``down-after-milliseconds`` is 1 s (SentinelOptions allows 4 s at least) so that a failover takes
+about 2.5 s. Host names and network namespaces are the drills' business
 (the netns pod runner); the role logic only needs Sentinels that answer.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -19,7 +21,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import cdk8s
 import pytest
 import valkey
 from _servers import client, write_config
@@ -40,19 +41,21 @@ class Rendered:
 
     files: dict[str, str]
     env: dict[str, str]
+    args: list[str]  # what the valkey container adds to valkey-server's command line
 
 
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
     chart = new_chart()
     valkey_sts = ValkeyStatefulSet(chart, "valkey")
-    Sentinel(chart, "sentinel", valkey=valkey_sts, options=SentinelOptions(down_after=cdk8s.Duration.seconds(1)))
+    Sentinel(chart, "sentinel", valkey=valkey_sts, options=SentinelOptions())
     objs = objects(chart)
     files = dict(find(objs, "ConfigMap", "valkey-sentinel")["data"])
     pod = find(objs, "StatefulSet")["spec"]["template"]["spec"]
     (sentinel,) = [c for c in pod["containers"] if c["name"] == "sentinel"]
+    (server,) = [c for c in pod["containers"] if c["name"] == "valkey"]
     env = {var["name"]: var["value"] for var in sentinel["env"] if "value" in var}
-    return Rendered(files, env)
+    return Rendered(files, env, list(server["args"]))
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +101,9 @@ class Node:
     def template(self) -> Path:
         """The rendered template, with this node's Sentinel directory and loopback only."""
         text = (self.cluster.scripts / "sentinel.conf").read_text()
-        text = text.replace("dir /data/sentinel", f"dir {self.data / 'sentinel'}").replace(
-            "bind * -::*", "bind 127.0.0.1"
-        )
+        text = text.replace("dir /data/sentinel", f"dir {self.data / 'sentinel'}")
+        text = text.replace("bind * -::*", "bind 127.0.0.1")
+        text = re.sub(r"(?m)^(sentinel down-after-milliseconds \S+) \d+$", rf"\1 {DOWN_AFTER_MS}", text)
         path = self.data.parent / f"template{self.index}.conf"
         path.write_text(text)
         return path
@@ -123,14 +126,7 @@ class Node:
         _wait(lambda: _ping(self.sentinel_port), f"Sentinel {self.index} answers", proc=self.sentinel)
 
     def start_valkey(self, *, wait_ready: bool = True, **extra: str) -> None:
-        # No 5 s wait before a full sync (Valkey's repl-diskless-sync-delay, there to serve several
-        # replicas with one transfer): it only lengthens the test.
-        config = write_config(
-            self.data.parent / f"valkey{self.index}.conf",
-            port=self.port,
-            data_dir=self.data,
-            extra=["repl-diskless-sync-delay 0"],
-        )
+        config = write_config(self.data.parent / f"valkey{self.index}.conf", port=self.port, data_dir=self.data)
         self.starts += 1
         log_path = self.log_path
         with log_path.open("wb") as log:
@@ -188,15 +184,14 @@ class Cluster:
         sentinels = " ".join(f"127.0.0.1:{node.sentinel_port}" for node in self.nodes)
         self.env = {
             "PATH": bin_env["PATH"],
-            **{k: v for k, v in rendered.env.items() if k not in ("VALKEY_PORT",)},
+            **{k: v for k, v in rendered.env.items() if k not in ("VALKEY_PORT", "VALKEY_SENTINEL_TEMPLATE")},
             "VALKEY_SENTINELS": sentinels,
             "VALKEY_BOOTSTRAP_PRIMARY": self.nodes[0].addr,
             "VALKEY_ANNOUNCE_HOST": "127.0.0.1",
             "VALKEY_SENTINEL_TIMEOUT": "1",
             "VALKEY_SENTINEL_WAIT_SECONDS": "10",
         }
-        # What the rendered valkey container adds to valkey-server's command line.
-        self.args = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"]
+        self.args = rendered.args
 
     def start(self, order: list[int] | None = None) -> None:
         for index in order or range(len(self.nodes)):
@@ -496,6 +491,64 @@ def test_a_frozen_sentinel_costs_one_timeout(cluster: Cluster, scripts_dir: Path
         n1.sentinel.send_signal(signal.SIGCONT)
     assert result.stderr == f"valkey-role: replica of {n2.addr} (1 of 3 Sentinels, config-epoch 5)\n"
     assert took < 3
+
+
+# -- sentinel-start.sh -------------------------------------------------------------------------
+
+
+def _sentinel_master(node: Node) -> dict[str, str]:
+    with valkey.Valkey(host="127.0.0.1", port=node.sentinel_port, decode_responses=True) as conn:
+        reply = conn.execute_command("SENTINEL", "MASTER", MASTER)
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def _first_line(path: Path) -> str:
+    return path.read_text().splitlines()[0]
+
+
+def test_sentinel_start_keeps_the_state_and_takes_the_settings_from_the_template(cluster: Cluster) -> None:
+    """A restart keeps what the Sentinel learnt (the primary, the epochs, its id, the replicas it
+    knew) and applies the manifest's settings (down-after from the template, not the old 30 s)."""
+    n0, n1, n2 = cluster.nodes
+    myid = "0123456789abcdef0123456789abcdef01234567"
+    n0.state_file.parent.mkdir()
+    n0.state_file.write_text(
+        "port 1\n"
+        f"sentinel monitor {MASTER} 127.0.0.1 {n2.port} 2\n"
+        f"sentinel down-after-milliseconds {MASTER} 30000\n"
+        f"sentinel config-epoch {MASTER} 7\n"
+        "sentinel current-epoch 7\n"
+        f"sentinel myid {myid}\n"
+        f"sentinel known-replica {MASTER} 127.0.0.1 {n1.port}\n"
+        "sentinel known-replica another 127.0.0.1 1\n"
+    )
+    n0.start_sentinel()
+    assert _first_line(n0.data.parent / "sentinel0.log") == (
+        f"sentinel-start: monitoring {MASTER} at 127.0.0.1:{n2.port}, quorum 2 "
+        f"(kept from {n0.state_file} (config-epoch 7))"
+    )
+    master = _sentinel_master(n0)
+    assert (master["ip"], master["port"], master["config-epoch"]) == ("127.0.0.1", str(n2.port), "7")
+    assert (master["down-after-milliseconds"], master["quorum"], master["num-slaves"]) == ("1000", "2", "1")
+    with valkey.Valkey(host="127.0.0.1", port=n0.sentinel_port, decode_responses=True) as conn:
+        assert conn.execute_command("SENTINEL", "MYID") == myid
+    state = n0.state_file.read_text()
+    assert "known-replica another" not in state
+    assert f"sentinel announce-ip 127.0.0.1\nsentinel announce-port {n0.sentinel_port}\n" in state
+
+
+def test_sentinel_first_start_asks_the_other_sentinels(cluster: Cluster) -> None:
+    """Without a state (new claim), a Sentinel monitors the primary the others name, at their
+    epoch, not the bootstrap one."""
+    n0, n1, n2 = cluster.nodes
+    _lone_sentinel(n1, n2, 4)
+    n0.start_sentinel()
+    assert _first_line(n0.data.parent / "sentinel0.log") == (
+        f"sentinel-start: monitoring {MASTER} at 127.0.0.1:{n2.port}, quorum 2 "
+        "(first start: 1 of 3 Sentinels name it (config-epoch 4))"
+    )
+    master = _sentinel_master(n0)
+    assert (master["port"], master["config-epoch"]) == (str(n2.port), "4")
 
 
 # -- a cluster: start, failover, restarts ----------------------------------------------------

@@ -6,6 +6,7 @@ from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
 from .sentinel import Sentinel, SentinelOptions
+from .sentinel_alerts import SentinelAlertOptions, SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
@@ -24,6 +25,8 @@ __all__ = [
     "RecurringJobSchedule",
     "SecretKeyRef",
     "Sentinel",
+    "SentinelAlertOptions",
+    "SentinelAlerts",
     "SentinelOptions",
     "SmokeCheck",
     "SmokeCheckOptions",

@@ -527,19 +527,20 @@ class Alerts(Construct):
         ``persistentvolumeclaim``), cAdvisor's ``container_memory_working_set_bytes`` and
         kube-state-metrics' ``kube_pod_container_resource_limits`` (labels ``namespace``,
         ``pod``, ``container``). Selected by the namespace, the claim
-        ``data-<name>-0`` and the pod ``<name>-0``, so that two Valkeys never mix."""
+        ``data-<name>-0`` and the pod ``<name>-0`` (each claim and pod when there are several:
+        :meth:`ValkeyStatefulSet.set_replicas`), so that two Valkeys never mix."""
         target = self._target
         scope = [f'namespace="{self.valkey.namespace}"']
-        claim = self.valkey.claim_name
-        pod = f"{self.valkey.name}-0"
+        claim, claim_matcher = _one_or_each("persistentvolumeclaim", self.valkey.claim_names)
+        pod, pod_matcher = _one_or_each("pod", self.valkey.pod_names)
 
         def k8s(metric: str, *matchers: str) -> str:
             return f"{metric}{{{','.join([*scope, *matchers])}}}"
 
-        volume = (f'persistentvolumeclaim="{claim}"',)
+        volume = (claim_matcher,)
         available = k8s("kubelet_volume_stats_available_bytes", *volume)
         capacity = k8s("kubelet_volume_stats_capacity_bytes", *volume)
-        container = (f'pod="{pod}"', 'container="valkey"')
+        container = (pod_matcher, 'container="valkey"')
         working_set = k8s("container_memory_working_set_bytes", *container)
         limit = k8s("kube_pod_container_resource_limits", *container, 'resource="memory"')
         memory_ratio = (
@@ -649,6 +650,14 @@ class Alerts(Construct):
                 "workers are down, stuck or too few, or the queue is paused.",
             )
         ]
+
+
+def _one_or_each(label: str, names: tuple[str, ...]) -> tuple[str, str]:
+    """The name for a description and the matcher of a pod's (or claim's) series: the name itself
+    for one pod, and the series' own label for several (the Sentinel topology's pods)."""
+    if len(names) == 1:
+        return names[0], f'{label}="{names[0]}"'
+    return f"{{{{ $labels.{label} }}}}", f'{label}=~"{"|".join(_re_escape(n) for n in names)}"'
 
 
 def _check_runbook_base_url(url: str) -> None:

@@ -24,9 +24,10 @@ from ._validation import (
     duration_millis,
     port_name,
     quantity,
+    seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
 from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
@@ -56,12 +57,19 @@ CLIENTS_ANNOTATION = "cdk8s-valkey/clients"
 
 MIN_REPLICAS = 2  # three Sentinels: the smallest number that survives the loss of one
 MAX_SENTINEL_REPLICAS = MAX_REPLICAS - 1
-MIN_DOWN_AFTER_MS = 1000
+# An isolated old primary takes writes until its replicas' acknowledgements are older than
+# min-replicas-max-lag: measured (netns drills), until max-lag + 2 s after the partition (ACKs once
+# a second, lag in whole seconds, the count refreshed once a second), while the Sentinels promote a
+# replica from down-after - 1 s on (down counted from the last PONG, pings once a second). No second
+# writable primary needs max-lag + 2 <= down-after - 1: max-lag <= down-after - 3 s, at least 1 s.
+LAG_MARGIN_SECONDS = 3
+MIN_DOWN_AFTER_MS = (1 + LAG_MARGIN_SECONDS) * 1000
 MAX_DOWN_AFTER_MS = 60_000
 MIN_FAILOVER_TIMEOUT_MS = 10_000
 MIN_ROLE_WAIT_SECONDS = 5
 MAX_ROLE_WAIT_SECONDS = 300
 MIN_SENTINEL_MEMORY_BYTES = 32 << 20
+DNS_PORT = 53
 
 # Directives of valkey.conf that this topology sets on the command line of every node: in
 # extra_config they would be overridden without a word, so they are refused there.
@@ -76,6 +84,7 @@ _OWNED_DIRECTIVES = (
     "min-slaves-to-write",
     "min-replicas-max-lag",
     "min-slaves-max-lag",
+    "repl-diskless-sync-delay",
 )
 _MASTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -94,9 +103,11 @@ class SentinelOptions:
     :param down_after: ``down-after-milliseconds``: how long the primary must be unreachable
         before a Sentinel counts it down; a failover starts once the quorum agrees. Writes are
         accepted again about ``down_after`` + 1.3 s after the primary dies (measured with Valkey
-        8.1: 6.3 s at 5 s, 3.3 s at 2 s). Whole milliseconds from 1 s to 60 s. Default: 5 s,
-        long enough that an AOF rewrite's fork, a slow Longhorn fsync or a busy node does not
-        start a failover (each failover resyncs the replicas and reconnects every client).
+        8.1: 6.3 s at 5 s; 6.0-6.3 s in the pod drills). Whole milliseconds from 4 s to 60 s:
+        below 4 s no ``min_replicas_max_lag`` keeps an isolated old primary from taking writes
+        after a replica was promoted. Default: 5 s, long enough that an AOF rewrite's fork, a
+        slow Longhorn fsync or a busy node does not start a failover (each failover resyncs the
+        replicas and reconnects every client).
     :param failover_timeout: ``failover-timeout``: how long a failover may take before the
         Sentinels give up, and, doubled, how long before they retry one for the same primary.
         Whole milliseconds, at least 10 s. Default: 60 s, so that a failed failover is retried
@@ -107,12 +118,17 @@ class SentinelOptions:
         restarted old primary stops acknowledging writes that nobody replicates. The price:
         with fewer healthy replicas, writes stop. From 0 (off) to ``replicas``. Default: 1.
     :param min_replicas_max_lag: ``min-replicas-max-lag``: a replica counts for
-        ``min_replicas_to_write`` only if it acknowledged within this time. Whole seconds, at
-        least 1 s. Default: 10 s, Valkey's own: writes acknowledged by a primary that has just
-        been cut off are at most this old when it stops taking them.
+        ``min_replicas_to_write`` only if it acknowledged within this time (replicas acknowledge
+        once a second). An isolated old primary takes writes until this much after it was cut off,
+        plus about 2 s, so it must stop before the Sentinels promote a replica, about
+        ``down_after`` - 1 s: whole seconds from 1 s to ``down_after`` - 3 s. The price: a replica
+        whose acknowledgements are later than this (a stalled disk) no longer counts, and with
+        every replica that late, writes stop. Default: ``down_after`` - 3 s, 2 s for the default
+        5 s (Valkey's own 10 s let the pod drills see two writable primaries for 2-3 s in a
+        partition; 2 s, none).
     :param role_wait: How long a starting Valkey waits for the Sentinels to name the primary
         before it falls back to its own Sentinel state, then to the bootstrap rule (ordinal 0
-        is the primary): see docs/operations.md, "How a node picks its role". Whole seconds
+        is the primary): see docs/sentinel.md, "How a node picks its role". Whole seconds
         from 5 s to 5 min. Default: 20 s, several times what a Sentinel of the same pod needs
         to start.
     :param memory_limit: The Sentinel container's memory request and limit. At least 32 MiB.
@@ -126,7 +142,7 @@ class SentinelOptions:
     down_after: cdk8s.Duration = cdk8s.Duration.seconds(5)
     failover_timeout: cdk8s.Duration = cdk8s.Duration.seconds(60)
     min_replicas_to_write: int = 1
-    min_replicas_max_lag: cdk8s.Duration = cdk8s.Duration.seconds(10)
+    min_replicas_max_lag: cdk8s.Duration | None = None
     role_wait: cdk8s.Duration = cdk8s.Duration.seconds(20)
     memory_limit: cdk8s.Size = cdk8s.Size.mebibytes(64)
     cpu_request: kplus.Cpu = kplus.Cpu.millis(10)
@@ -151,7 +167,8 @@ class SentinelOptions:
         if not MIN_DOWN_AFTER_MS <= down_after <= MAX_DOWN_AFTER_MS:
             raise ValueError(
                 f"down_after: {down_after}ms is not allowed; use from {MIN_DOWN_AFTER_MS}ms to "
-                f"{MAX_DOWN_AFTER_MS}ms (shorter fails over on a hiccup, longer leaves clients without a primary)"
+                f"{MAX_DOWN_AFTER_MS}ms (shorter leaves an isolated old primary taking writes after the failover, "
+                "longer leaves clients without a primary)"
             )
         failover_timeout = _millis("failover_timeout", self.failover_timeout)
         if failover_timeout < MIN_FAILOVER_TIMEOUT_MS:
@@ -165,7 +182,18 @@ class SentinelOptions:
                 f"min_replicas_to_write: {writes!r} is not allowed; use a whole number from 0 (off) to "
                 f"replicas ({replicas}): more would refuse every write"
             )
-        _whole_seconds("min_replicas_max_lag", self.min_replicas_max_lag, 1, None)
+        max_lag = down_after // 1000 - LAG_MARGIN_SECONDS
+        if self.min_replicas_max_lag is None:
+            object.__setattr__(self, "min_replicas_max_lag", seconds(max_lag))
+        else:
+            lag = _millis("min_replicas_max_lag", self.min_replicas_max_lag)
+            if lag % 1000 or not 1000 <= lag <= max_lag * 1000:
+                shown = f"{lag}ms" if lag % 1000 else f"{lag // 1000}s"
+                raise ValueError(
+                    f"min_replicas_max_lag: {shown} is not allowed with down_after {down_after}ms; use whole seconds "
+                    f"from 1s to {max_lag}s (down_after - {LAG_MARGIN_SECONDS}s), so that an isolated old primary "
+                    "stops taking writes before a replica is promoted"
+                )
         _whole_seconds("role_wait", self.role_wait, MIN_ROLE_WAIT_SECONDS, MAX_ROLE_WAIT_SECONDS)
         if size_to_bytes(check_size("memory_limit", self.memory_limit)) < MIN_SENTINEL_MEMORY_BYTES:
             raise ValueError(
@@ -194,7 +222,11 @@ class Sentinel(Construct):
     - the client Service ``<name>`` loses its selector: a Service would send clients to replicas
       as well, where writes fail with READONLY. Clients connect through the Sentinels;
     - with ``exporter``: a ``sentinel-exporter`` container (redis_exporter reading the local
-      Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``.
+      Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``;
+    - with the Valkey's ``network_policy``: ``NetworkPolicy <name>-sentinel``, added to the
+      Valkey's (policies add up): its pods reach each other on 6379 and 26379 (replication, the
+      Sentinels) and DNS (host names), its ``allowed_clients`` reach the Sentinels, and the
+      exporter's ``metrics_namespace`` the Sentinel exporter.
 
     Create it right after the ExporterSidecar and before the Alerts and anything else that
     reads the Valkey's pods (``Valkey(..., sentinel=SentinelOptions())`` does).
@@ -212,8 +244,9 @@ class Sentinel(Construct):
         """
         :param valkey: The Valkey to turn into a primary and replicas. Its chart must have a
             namespace (the pods' host names hold it), the same as this construct's. Not with
-            ``auth_secret`` or ``network_policy`` (not supported yet), nor with an
-            ``extra_config`` that sets the replication directives this topology owns.
+            ``auth_secret`` (not supported yet), nor with an ``extra_config`` that sets the
+            replication directives this topology owns. With its ``network_policy``, a
+            NetworkPolicy ``<name>-sentinel`` opens what the topology needs besides.
         :param exporter: The Valkey's ExporterSidecar: the Sentinels are then exported too, with
             the same image, scrape interval and ServiceMonitor labels. Default: none, so no
             Sentinel metrics (and no :class:`SentinelAlerts`).
@@ -246,11 +279,6 @@ class Sentinel(Construct):
                 f"valkey: {valkey.name!r} has auth_secret, which the Sentinel topology does not support yet "
                 "(replicas and Sentinels would need the password too); leave auth_secret out (ADR 0005: no AUTH)"
             )
-        if valkey.network_policy:
-            raise ValueError(
-                f"valkey: {valkey.name!r} has network_policy, whose policy closes the egress that replication "
-                "and the Sentinels need, which the Sentinel topology does not open yet; leave network_policy out"
-            )
         owned = sorted(set(valkey.extra_config) & set(_OWNED_DIRECTIVES))
         if owned:
             raise ValueError(
@@ -271,7 +299,8 @@ class Sentinel(Construct):
         self.down_after = opts.down_after
         self.failover_timeout = opts.failover_timeout
         self.min_replicas_to_write = opts.min_replicas_to_write
-        self.min_replicas_max_lag = opts.min_replicas_max_lag
+        assert opts.min_replicas_max_lag is not None  # resolved by SentinelOptions
+        self.min_replicas_max_lag: cdk8s.Duration = opts.min_replicas_max_lag
         self.port = PORT
         self.service_name = f"{name}-sentinel"
         self.service_host = f"{self.service_name}.{namespace}.svc"
@@ -280,6 +309,10 @@ class Sentinel(Construct):
         self.labels = _labels.common_labels(name, valkey.version, COMPONENT)
         self.metrics_service_name: str | None = None
         objects = [("ConfigMap", self.config_map_name), ("Service", self.service_name)]
+        self.network_policy_name: str | None = None
+        if valkey.network_policy:
+            self.network_policy_name = f"{name}-sentinel"
+            objects.append(("NetworkPolicy", self.network_policy_name))
         if exporter is not None:
             self.metrics_service_name = f"{name}-sentinel-metrics"
             objects += [("Service", self.metrics_service_name), ("ServiceMonitor", self.service_name)]
@@ -327,6 +360,8 @@ class Sentinel(Construct):
         )
         if exporter is not None:
             self._export(exporter)
+        if self.network_policy_name is not None:
+            self._network_policy(exporter)
 
     # -- wiring points -------------------------------------------------------------
 
@@ -344,12 +379,20 @@ class Sentinel(Construct):
     @property
     def ioredis_options(self) -> dict[str, Any]:
         """The connection options for ioredis (and BullMQ, which passes them on), as JSON-able
-        data: every Sentinel, the master name, and ``failoverDetector``, without which a frozen
-        primary lost BullMQ jobs in the measurements (docs/sentinel.md, clients)."""
+        data, measured in the failover drills (docs/sentinel.md, clients): every Sentinel, the
+        master name; ``failoverDetector``, without which a frozen primary lost writes and jobs
+        and recovery took 20 s; ``disconnectTimeout`` 100 ms, so that a socket to a frozen or cut
+        off primary is destroyed at once instead of after 2 s; ``connectTimeout`` and
+        ``sentinelCommandTimeout`` 1 s, so that an unreachable Sentinel costs 1 s, not 10. Add the
+        functions ``retryStrategy`` and ``reconnectOnError`` (docs/sentinel.md); never a
+        ``commandTimeout``."""
         return {
             "sentinels": [{"host": host, "port": self.port} for host in self.sentinel_hosts],
             "name": self.master_name,
             "failoverDetector": True,
+            "disconnectTimeout": 100,
+            "connectTimeout": 1000,
+            "sentinelCommandTimeout": 1000,
         }
 
     # -- rendering -----------------------------------------------------------------
@@ -403,7 +446,16 @@ class Sentinel(Construct):
         valkey.add_volume_mount(VOLUME, MOUNT_PATH)
         valkey.wrap_command("sh", f"{MOUNT_PATH}/{ROLE_SCRIPT}")
         lag = duration_millis(self.min_replicas_max_lag) // 1000
-        valkey.add_args("--min-replicas-to-write", str(self.min_replicas_to_write), "--min-replicas-max-lag", str(lag))
+        valkey.add_args(
+            "--min-replicas-to-write",
+            str(self.min_replicas_to_write),
+            "--min-replicas-max-lag",
+            str(lag),
+            # Valkey waits 5 s before a full sync to serve several replicas with one transfer; with
+            # parallel-syncs 1 they come one at a time anyway, and the wait only delays a resync.
+            "--repl-diskless-sync-delay",
+            "0",
+        )
         valkey.wrap_probe("readiness", "sh", f"{MOUNT_PATH}/{PROBE_SCRIPT}")
 
     def _container(self) -> _plain.JsonObject:
@@ -417,7 +469,11 @@ class Sentinel(Construct):
                 "imagePullPolicy": "IfNotPresent",
                 "command": ["sh", f"{MOUNT_PATH}/{START_SCRIPT}"],
                 # VALKEY_PORT: probe.sh asks this Sentinel, which answers PING with PONG.
-                "env": [*self._env(), {"name": "VALKEY_PORT", "value": str(PORT)}],
+                "env": [
+                    *self._env(),
+                    {"name": "VALKEY_SENTINEL_TEMPLATE", "value": f"{MOUNT_PATH}/{TEMPLATE}"},
+                    {"name": "VALKEY_PORT", "value": str(PORT)},
+                ],
                 "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
                 "resources": {
                     "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
@@ -498,6 +554,44 @@ class Sentinel(Construct):
                 ],
             },
         )
+
+    def _network_policy(self, exporter: ExporterSidecar | None) -> None:
+        """What the Valkey's policy (6379 from its clients, no egress) lacks for this topology."""
+        valkey = self.valkey
+        assert self.network_policy_name is not None
+        pods = [k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels))]
+        between_pods = [_port(valkey.port), _port(PORT)]
+        ingress = [
+            k8s.NetworkPolicyIngressRule(from_=pods, ports=between_pods),
+            k8s.NetworkPolicyIngressRule(from_=list(valkey.allowed_clients), ports=[_port(PORT)]),
+        ]
+        if exporter is not None:
+            monitoring = k8s.LabelSelector(match_labels={NAMESPACE_NAME_LABEL: exporter.metrics_namespace})
+            ingress.append(
+                k8s.NetworkPolicyIngressRule(
+                    from_=[k8s.NetworkPolicyPeer(namespace_selector=monitoring)], ports=[_port(EXPORTER_PORT)]
+                )
+            )
+        k8s.KubeNetworkPolicy(
+            self,
+            "NetworkPolicy",
+            metadata=k8s.ObjectMeta(name=self.network_policy_name, labels=dict(self.labels)),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=k8s.LabelSelector(match_labels=valkey.match_labels),
+                policy_types=["Ingress", "Egress"],
+                ingress=ingress,
+                # DNS on port 53 to any address: the resolver differs per cluster (kube-dns,
+                # CoreDNS, NodeLocal DNSCache on a link-local address), as for the SmokeCheck Job.
+                egress=[
+                    k8s.NetworkPolicyEgressRule(to=pods, ports=between_pods),
+                    k8s.NetworkPolicyEgressRule(ports=[_port(DNS_PORT, "UDP"), _port(DNS_PORT, "TCP")]),
+                ],
+            ),
+        )
+
+
+def _port(port: int, protocol: str = "TCP") -> k8s.NetworkPolicyPort:
+    return k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol=protocol)
 
 
 def _millis(prop: str, duration: cdk8s.Duration) -> int:

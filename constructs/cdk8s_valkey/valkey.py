@@ -17,6 +17,7 @@ from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
 from .sentinel import Sentinel, SentinelOptions
+from .sentinel_alerts import SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
@@ -85,7 +86,8 @@ class Valkey(Construct):
             against this manifest after every sync (Argo CD PostSync hook; Flux re-creates it),
             with these options; ``SmokeCheckOptions()`` for the defaults. Default: none, no Job.
         :param sentinel: Run one primary and replicas with a Sentinel in every pod (ADR 0005's
-            future path), see :class:`Sentinel`; ``SentinelOptions()`` for the defaults. Clients
+            future path), see :class:`Sentinel`, with its :class:`SentinelAlerts` (labels and runbook
+            URL of ``alerts``); ``SentinelOptions()`` for the defaults. Clients
             then connect through the Sentinels (``sentinel_hosts``, ``sentinel_port``,
             ``master_name``). Not with ``smoke_check``, which checks the single Valkey through
             the client Service. Default: none, the single replica of ADR 0005.
@@ -123,6 +125,9 @@ class Valkey(Construct):
         self.alerts = Alerts(
             self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts, dashboard=self.dashboard
         )
+        self.sentinel_alerts: SentinelAlerts | None = None
+        if self.sentinel is not None:
+            self.sentinel_alerts = SentinelAlerts(self, "SentinelAlerts", sentinel=self.sentinel, alerts=self.alerts)
         self.backups = Backups(self, "Backups", valkey=self.server, options=backups) if backups is not None else None
         self.smoke_check: SmokeCheck | None = None
         if smoke_check is not None:

@@ -20,8 +20,10 @@ from ._load import ManifestError, load_path
 
 def _claims(objects: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
     """(namespace, claim name) -> claim spec: standalone claims and the claims that
-    StatefulSet claim templates create."""
+    StatefulSet claim templates create. A standalone claim wins over a template's claim of the same
+    name: the StatefulSet adopts the existing claim, and its template only shapes missing ones."""
     claims: dict[tuple[str, str], Mapping[str, Any]] = {}
+    templated: dict[tuple[str, str], Mapping[str, Any]] = {}
     for obj in objects:
         manifest = dict(obj)
         namespace = namespace_of(manifest)
@@ -30,8 +32,8 @@ def _claims(objects: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mappi
         elif obj.get("kind") == "StatefulSet":
             for template in get(manifest, "spec", "volumeClaimTemplates") or []:
                 for claim in template_claim_names(manifest, template):
-                    claims[(namespace, claim)] = template.get("spec") or {}
-    return claims
+                    templated[(namespace, claim)] = template.get("spec") or {}
+    return {**templated, **claims}
 
 
 def guard_claims(old_dir: str | os.PathLike[str], new_manifests: Iterable[Mapping[str, Any]]) -> None:

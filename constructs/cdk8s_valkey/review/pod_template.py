@@ -278,6 +278,9 @@ def _volumes(old: Manifest, new: Manifest) -> list[Finding]:
     olds = by_name(get(old, "spec", "template", "spec", "volumes"))
     news = by_name(get(new, "spec", "template", "spec", "volumes"))
     old_claims = claims_of(old)
+    claim_templates: dict[str, list[str]] = {}
+    for claim, volume in claims_of(new).items():
+        claim_templates.setdefault(volume, []).append(claim)
     out = []
     for name in [*olds, *(n for n in news if n not in olds)]:
         a, b = olds.get(name), news.get(name)
@@ -294,6 +297,14 @@ def _volumes(old: Manifest, new: Manifest) -> list[Finding]:
             )
         elif a is None:
             out.append(Finding(RESTARTS, f"volume `{name}` added ({show(b)})"))
+        elif b is None and claim_templates.get(name):
+            out.append(
+                Finding(
+                    RESTARTS,
+                    f"volume `{name}` now comes from the claim template `{name}`: each pod mounts "
+                    f"{', '.join(f'`{c}`' for c in claim_templates[name])}, its own",
+                )
+            )
         elif b is None:
             out.append(Finding(RESTARTS, f"volume `{name}` removed"))
         else:
@@ -309,7 +320,9 @@ def _template_metadata(old_t: Manifest, new_t: Manifest, *, config_explained: bo
     old_ann = get(old_t, "metadata", "annotations") or {}
     new_ann = get(new_t, "metadata", "annotations") or {}
     for leaf in leaves(old_ann, new_ann):
-        if leaf.path.startswith("checksum/"):
+        if leaf.path.startswith("checksum/") and leaf.old is MISSING:
+            out.append(Finding(RESTARTS, f"pod annotation {leaf.describe()}"))
+        elif leaf.path.startswith("checksum/"):
             if not config_explained:
                 out.append(
                     Finding(

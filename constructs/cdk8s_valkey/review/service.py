@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import generic
 from ._context import Context, kubectl, name_of
-from ._diff import get, leaves, show
+from ._diff import MISSING, get, leaves, show
 from ._model import Finding, Manifest, Verdict
 
 EXTERNAL_NAME = "ExternalName"
@@ -87,7 +87,16 @@ def changed(ctx: Context, old: Manifest, new: Manifest) -> list[Finding]:
     for leaf in leaves(old.get("spec") or {}, new.get("spec") or {}, "spec"):
         if leaf.path.startswith(frozen):
             continue
-        if leaf.path.startswith("spec.selector"):
+        if leaf.path == "spec.selector" and leaf.new is MISSING:
+            # No selector: no endpoints unless someone manages them (the Sentinel topology's client Service).
+            out.append(
+                Finding(
+                    Verdict.RESTARTS,
+                    f"{leaf.describe()}: the Service has no endpoints any more, and connections to it are "
+                    "refused; its clients must connect another way",
+                )
+            )
+        elif leaf.path.startswith("spec.selector"):
             out.append(Finding(Verdict.SAFE, f"{leaf.describe()}: traffic goes to the pods the new selector matches"))
         else:
             out.append(Finding(Verdict.SAFE, f"{leaf.describe()}: changed in place"))

@@ -195,6 +195,14 @@ def _replicas(old: Manifest, new: Manifest) -> list[Finding]:
         return []
     if b == 0:
         return [Finding(Verdict.RESTARTS, f"replicas {a} -> 0: Valkey stops until replicas is 1 again")]
+    if b > 1 and _runs_sentinel(new):
+        return [
+            Finding(
+                Verdict.SAFE,
+                f"replicas {a} -> {b}: the Sentinel topology; each new pod starts as a replica of the primary the "
+                "Sentinels name (valkey-role.sh), on its own claim, and is ready once it holds the primary's data",
+            )
+        ]
     if b > 1:
         return [
             Finding(
@@ -205,6 +213,14 @@ def _replicas(old: Manifest, new: Manifest) -> list[Finding]:
             )
         ]
     return [Finding(Verdict.SAFE, f"replicas {a} -> {b}")]
+
+
+def _runs_sentinel(sts: Manifest) -> bool:
+    """The pod of ``Sentinel`` (sentinel.py): a ``sentinel`` container beside a ``valkey`` container
+    started through valkey-role.sh, which makes every pod but the primary its replica."""
+    containers = by_name(get(sts, "spec", "template", "spec", "containers") or [])
+    command = get(containers.get("valkey"), "command") or []
+    return "sentinel" in containers and any(str(arg).endswith("/valkey-role.sh") for arg in command)
 
 
 def _retention(old: Manifest, new: Manifest) -> list[Finding]:
