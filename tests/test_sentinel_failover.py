@@ -16,7 +16,6 @@ Figures are printed and written to ``<pytest tmp>/sentinel-results/sentinel-<dri
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import json
 import re
@@ -36,6 +35,10 @@ from podrunner import REPO, publish_results
 
 SCRIPT = REPO / "tests" / "node" / "sentinel_drill.mjs"
 POLL_S = 0.05
+# Two pods seen writable at once for at most two polls is within what the observer can tell
+# apart (each pod is polled on its own thread every POLL_S): every overlap is reported in the
+# figures, only longer ones fail a drill.
+OVERLAP_RESOLUTION_S = 2 * POLL_S
 
 # ioredis options our docs recommend on top of the Sentinel's wiring point `ioredis_options`
 # (sentinels, name, failoverDetector), which cannot carry functions. In sentinel_drill.mjs the
@@ -81,24 +84,12 @@ def render_topology(**options: Any) -> Topology:
                       template["data"]["sentinel.conf"], flags=re.MULTILINE)  # fmt: skip
     assert match, template["data"]["sentinel.conf"]
     return Topology(
-        objects=with_template_env(objs),
+        objects=objs,
         master_name=sentinel.master_name,
         sentinel_port=sentinel.sentinel_port,
         down_after_s=int(match.group(1)) / 1000,
         client_options={**sentinel.ioredis_options, **CLIENT_EXTRAS},
     )
-
-
-def with_template_env(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """TEMPORARY until the rendering sets it: VALKEY_SENTINEL_TEMPLATE as env, so that the pod
-    runner maps the script's default path (/sentinel/sentinel.conf) to the mounted ConfigMap."""
-    objs = copy.deepcopy(objs)
-    sts = next(o for o in objs if o["kind"] == "StatefulSet")
-    for container in sts["spec"]["template"]["spec"]["containers"]:
-        env = container.get("env", [])
-        if container["name"] == "sentinel" and not any(v["name"] == "VALKEY_SENTINEL_TEMPLATE" for v in env):
-            env.append({"name": "VALKEY_SENTINEL_TEMPLATE", "value": "/sentinel/sentinel.conf"})
-    return objs
 
 
 # --- observation ----------------------------------------------------------------------------------
@@ -547,7 +538,7 @@ def assert_no_loss(figures: dict[str, Any]) -> None:
     assert figures["acked_writes_lost"] == 0, figures
     assert figures["jobs_lost"] == [] and figures["jobs_unfinished"] == {}, figures
     assert figures["jobs_run_twice"] == [], figures
-    assert figures["two_writable_primaries"] == [], figures
+    assert [o for o in figures["two_writable_primaries"] if o[3] > OVERLAP_RESOLUTION_S] == [], figures
 
 
 def test_kill_the_primary_under_bullmq(cluster: Cluster, healthy: NetPod) -> None:
@@ -739,10 +730,12 @@ def render_single_replica() -> list[dict[str, Any]]:
 def test_migrate_a_single_replica_install_keeping_its_data(
     topology: Topology, pod_network: PodNetwork, pod_bin_dir: Path, tmp_path: Path
 ) -> None:
-    """The migration runbook on real processes: the single replica holds data; `kubectl delete
-    statefulset valkey --cascade=orphan` leaves its pod running; applying the Sentinel topology
-    creates valkey-1 and valkey-2 (Parallel), which replicate from the running pod, and the
-    controller then replaces valkey-0 (the pod restarts once, on its claim data-valkey-0)."""
+    """docs/operations.md "Migrating to replicas and Sentinel" on real processes: the single
+    replica holds data; step 3 (`kubectl delete statefulset valkey --cascade=orphan`) leaves its
+    pod running; step 4, the sync: valkey-1 and valkey-2 start at once (Parallel) as replicas of
+    the running valkey-0 and copy its data, then the rolling update replaces valkey-0 on its
+    claim data-valkey-0. Then step 4's checks: the same keys on every node, the Sentinels'
+    quorum usable."""
     claims = tmp_path / "claims"
     keys = {f"drill:migrate:{i}": str(i) for i in range(1000)}
     with NetStatefulSet(
@@ -774,6 +767,7 @@ def test_migrate_a_single_replica_install_keeping_its_data(
             cluster = Cluster(topology, new_set, pod_network.add_sandbox("migrate-client"), tmp_path)
             primary = cluster.wait_healthy()
             t_healthy = time.time()
+            ckquorum = Cluster.sentinel(primary).execute_command("SENTINEL", "CKQUORUM", topology.master_name)
             missing = {
                 pod.name: sum(
                     1 for v, e in zip(Cluster.valkey(pod).mget(list(keys)), keys.values(), strict=True) if v != e
@@ -786,7 +780,11 @@ def test_migrate_a_single_replica_install_keeping_its_data(
                 "replicas_synced_from_the_old_pod_s": round(t_synced - t_apply, 3),
                 "healthy_after_replacing_valkey_0_s": round(t_healthy - t_replace, 3),
                 "primary_after": primary.name,
+                "dbsize_per_pod": {p.name: Cluster.valkey(p).dbsize() for p in new_set.pods},
+                "sentinel_ckquorum": ckquorum,
                 "role_decisions": {p.name: role_lines(p) for p in new_set.pods},
             }
     publish_results("sentinel-migration", figures, tmp_dir=tmp_path)
     assert all(n == 0 for n in missing.values()), figures
+    assert set(figures["dbsize_per_pod"].values()) == {len(keys)}, figures
+    assert str(ckquorum).startswith("OK 3 usable Sentinels"), figures
