@@ -655,7 +655,7 @@ def test_freeze_the_primary_under_bullmq(cluster: Cluster, healthy: NetPod) -> N
         "and thawed after a replica was promoted but before the clients get +switch-master "
         "(about 1 s, Sentinel confirms the promotion at its next INFO) still has its other replica "
         "connected and acking, so min-replicas-to-write lets it acknowledge writes that the "
-        "replica's resync to the new primary then discards (measured: 28-88 writes at 100/s, "
+        "replica's resync to the new primary then discards (measured: 28-89 writes at 100/s, "
         "2-3 BullMQ jobs). Closing it needs fencing the old primary (e.g. the new primary's "
         "Sentinels making it a replica before clients can reach it), which Sentinel does not do."
     ),
