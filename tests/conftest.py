@@ -74,6 +74,24 @@ def _repo_on_path() -> Iterator[None]:
 
 
 @pytest.fixture
+def pod_network() -> Iterator[Any]:
+    """A private bridge for pods in their own network namespaces (tests/podnet.py); everything
+    it created is removed afterwards, also when the test fails."""
+    from podnet import PodNetwork
+
+    with PodNetwork() as network:
+        yield network
+
+
+@pytest.fixture(scope="session")
+def pod_bin_dir(valkey_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """valkey_bin_dir plus the multi-call names valkey-sentinel and valkey-check-aof."""
+    from podnet import make_bin_dir
+
+    return make_bin_dir(valkey_bin_dir, tmp_path_factory.mktemp("pod-bin"))
+
+
+@pytest.fixture
 def yaml_snapshot(snapshot: Any) -> Any:
     """syrupy snapshot stored as one YAML file per test (tests/__snapshots__/<module>/)."""
     from _synth import YamlSnapshot

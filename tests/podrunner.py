@@ -83,7 +83,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import yaml
 
@@ -115,6 +115,40 @@ _PROBE_KEYS: dict[str, str] = {
 
 class PodRunnerError(RuntimeError):
     """The manifest asks for something the runner cannot do, or the container misbehaved."""
+
+
+class Sandbox(Protocol):
+    """A pod's network namespace (``tests/podnet.py``): what a runner needs to run in it."""
+
+    @property
+    def ip(self) -> str:
+        """The pod IP (``status.podIP``)."""
+        ...
+
+    def exec_prefix(self) -> list[str]:
+        """argv prefix that runs a command inside the namespace (``ip netns exec <ns>``)."""
+        ...
+
+    def valkey_client(self, port: int, **options: Any) -> valkey.Valkey:
+        """A client to ``127.0.0.1:port`` as seen from inside the namespace."""
+        ...
+
+
+# Kubernetes' $(VAR) references in command, args and env values; $$ escapes a literal $.
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand_var_refs(text: str, env: Mapping[str, str]) -> str:
+    """``text`` with ``$(NAME)`` replaced as the kubelet does: defined names by their value,
+    undefined ones left as they are, ``$$`` as a single ``$``."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return env.get(name, match.group(0))
+
+    return _VAR_REF.sub(one, text)
 
 
 class MemoryCgroupUnavailableError(PodRunnerError):
@@ -440,6 +474,14 @@ class PodRunner:
     Use as a context manager: entering does not start anything; leaving SIGKILLs the container
     (and its process group) if it still runs. ``pid`` is the pid of the last started container
     process (``valkey-server`` once the entrypoint has exec'd), ``None`` before the first start.
+
+    Pod options (used by ``tests/podnet.py``, which runs every container of a pod):
+    ``ordinal`` names the pod ``<sts>-<ordinal>`` and its claims ``<template>-<sts>-<ordinal>``;
+    ``volume_dirs`` maps a volume name (claim, emptyDir) to a host directory shared by the
+    pod's containers; ``container`` may name an init container; ``command`` stands in for the
+    image's ENTRYPOINT when the container renders none; ``require_data_volume=False`` allows a
+    container without a persistent volume (a sidecar). With ``pod_network`` the container runs
+    in :attr:`sandbox` (set before each start): the rendered ports, no ``--port``/``--bind``.
     """
 
     def __init__(
@@ -454,26 +496,42 @@ class PodRunner:
         memory_cgroup: MemoryCgroup | None = None,
         extra_env: dict[str, str] | None = None,
         run_as_pod_user: bool = True,
+        ordinal: int = 0,
+        volume_dirs: Mapping[str, Path] | None = None,
+        command: Sequence[str] | None = None,
+        require_data_volume: bool = True,
+        pod_network: bool = False,
     ) -> None:
         self.objects = objects
         sts = _find_one(objects, "StatefulSet", statefulset)
         self.statefulset = str(sts["metadata"]["name"])
         self.namespace = str(sts["metadata"].get("namespace", "default"))
-        self.pod_name = f"{self.statefulset}-0"
+        self.ordinal = ordinal
+        self.pod_name = f"{self.statefulset}-{ordinal}"
         pod_spec: Mapping[str, Any] = sts["spec"]["template"]["spec"]
-        matches = [c for c in pod_spec["containers"] if c["name"] == container]
+        candidates = [*pod_spec["containers"], *pod_spec.get("initContainers", [])]
+        matches = [c for c in candidates if c["name"] == container]
         if len(matches) != 1:
             raise PodRunnerError(
-                f"no container {container!r} in StatefulSet {self.statefulset}: "
-                f"{[c['name'] for c in pod_spec['containers']]}"
+                f"no container {container!r} in StatefulSet {self.statefulset}: {[c['name'] for c in candidates]}"
             )
         self.container: Mapping[str, Any] = matches[0]
         self.container_name = container
+        self.image_command = list(command or [])
         self.workdir = workdir.resolve()
         self.bin_dir = bin_dir.resolve()
         if not (self.bin_dir / "valkey-server").exists():
             raise PodRunnerError(f"valkey-server not found in {self.bin_dir}")
-        self.port = port if port is not None else free_port()
+        self.pod_network = pod_network
+        self.sandbox: Sandbox | None = None
+        if memory_cgroup is not None and pod_network:
+            # `ip netns exec` mounts a fresh /sys: the group's limit file is not visible inside.
+            raise PodRunnerError("memory_cgroup is not supported with pod_network")
+        rendered_ports = [int(p["containerPort"]) for p in self.container.get("ports", [])]
+        if pod_network:
+            self.port = port if port is not None else (rendered_ports[0] if rendered_ports else 6379)
+        else:
+            self.port = port if port is not None else free_port()
         self.memory_cgroup = memory_cgroup
         self.extra_env = dict(extra_env or {})
         self.run_as_pod_user = run_as_pod_user
@@ -495,17 +553,18 @@ class PodRunner:
         memory_limit = ((self.container.get("resources") or {}).get("limits") or {}).get("memory")
         self.memory_limit_bytes: int | None = None if memory_limit is None else parse_quantity(memory_limit)
 
+        self.volume_dirs = {name: path.resolve() for name, path in (volume_dirs or {}).items()}
         self.mounts = self._resolve_mounts(objects, sts, pod_spec)
         data = [m for m in self.mounts if m.mount_path == IMAGE_WORKDIR] or [
             m for m in self.mounts if m.kind == "claim"
         ]
-        if not data:
+        if not data and require_data_volume:
             raise PodRunnerError(f"container {container!r} mounts no persistent volume")
-        self.data_dir: Path = data[0].host_path
+        # A sidecar without a data volume gets its workdir (it only serves as the cwd).
+        self.data_dir: Path = data[0].host_path if data else self.workdir
         mount_paths = sorted((m.mount_path for m in self.mounts), key=len, reverse=True)
-        self._path_re = re.compile(
-            r"(?<![\w./-])(" + "|".join(re.escape(p.rstrip("/")) for p in mount_paths) + r")(?=/|$|[^\w.-])"
-        )
+        alternatives = "|".join(re.escape(p.rstrip("/")) for p in mount_paths) or r"(?!)"  # no mount: no match
+        self._path_re = re.compile(r"(?<![\w./-])(" + alternatives + r")(?=/|$|[^\w.-])")
         self.probes: dict[str, Mapping[str, Any] | None] = {
             kind: self.container.get(key) for kind, key in _PROBE_KEYS.items()
         }
@@ -529,7 +588,7 @@ class PodRunner:
             name, mount_path = vm["name"], vm["mountPath"]
             if vm.get("subPath") or vm.get("subPathExpr"):
                 raise PodRunnerError(f"volumeMount {name}: subPath is not supported by the runner")
-            host = self.workdir / mount_path.lstrip("/")
+            host = self.volume_dirs.get(name, self.workdir / mount_path.lstrip("/"))
             read_only = bool(vm.get("readOnly", False))
             if name in claims:
                 mounts.append(Mount(name, mount_path, host, read_only, "claim"))
@@ -567,17 +626,23 @@ class PodRunner:
     def _rewrite_conf(self, text: str) -> str:
         out = []
         for line in text.splitlines(keepends=True):
-            match = re.match(r"^(\s*dir\s+)(\S+)(.*)$", line, flags=re.DOTALL)
+            match = re.match(r"^(\s*(?:dir|include)\s+)(\S+)(.*)$", line, flags=re.DOTALL)
             out.append(match.group(1) + self._rewrite(match.group(2)) + match.group(3) if match else line)
         return "".join(out)
 
     @property
     def argv(self) -> list[str]:
-        """The container's command + args, rewritten, plus the runner's port/bind args."""
-        command = [self._rewrite(str(a)) for a in self.container.get("command", [])]
-        args = [self._rewrite(str(a)) for a in self.container.get("args", [])]
+        """The container's command + args, rewritten and with ``$(VAR)`` expanded, plus the
+        runner's port/bind args (not in a pod network, where the rendered ports apply)."""
+        env = self.env
+        command = [expand_var_refs(self._rewrite(str(a)), env) for a in self.container.get("command", [])]
+        args = [expand_var_refs(self._rewrite(str(a)), env) for a in self.container.get("args", [])]
+        if not command:
+            command = list(self.image_command)
         if not command:
             raise PodRunnerError("the container has no command: the image's ENTRYPOINT is not reproduced")
+        if self.pod_network:
+            return [*command, *args]
         return [*command, *args, "--port", str(self.port), "--bind", "127.0.0.1"]
 
     @property
@@ -586,10 +651,12 @@ class PodRunner:
         env = {"PATH": f"{self.bin_dir}{os.pathsep}{IMAGE_PATH}", "HOSTNAME": self.pod_name, "HOME": "/"}
         for var in self.container.get("env", []):
             if "value" in var:
-                env[var["name"]] = self._rewrite(str(var["value"]))
+                env[var["name"]] = expand_var_refs(self._rewrite(str(var["value"])), env)
             elif "valueFrom" in var and "fieldRef" in var["valueFrom"]:
                 path = var["valueFrom"]["fieldRef"]["fieldPath"]
                 fields = {"metadata.name": self.pod_name, "metadata.namespace": self.namespace}
+                if self.sandbox is not None:
+                    fields["status.podIP"] = self.sandbox.ip
                 if path not in fields:
                     raise PodRunnerError(f"env {var['name']}: fieldRef {path} is not supported by the runner")
                 env[var["name"]] = fields[path]
@@ -611,7 +678,7 @@ class PodRunner:
         return env
 
     def _wrap(self, argv: list[str]) -> list[str]:
-        """argv run as the pod user, inside the memory cgroup."""
+        """argv run as the pod user, in the pod's network namespace, inside the memory cgroup."""
         if self.run_as_pod_user:
             assert self._setpriv is not None and self.uid is not None
             gid = self.gid if self.gid is not None else 0
@@ -621,6 +688,12 @@ class PodRunner:
             if self.no_new_privs:
                 priv.append("--no-new-privs")
             argv = [*priv, "--", *argv]
+        if self.pod_network:
+            # Entering the namespace needs root: before setpriv drops it. `ip netns exec` execs
+            # (no fork), so the pid stays the container's.
+            if self.sandbox is None:
+                raise PodRunnerError("pod_network: set the runner's sandbox before starting it")
+            argv = [*self.sandbox.exec_prefix(), *argv]
         if self.memory_cgroup is not None:
             join = 'echo "$$" > "$1" || { echo "podrunner: cannot join cgroup $1" >&2; exit 125; }; shift; exec "$@"'
             argv = ["/bin/sh", "-c", join, "podrunner-cgroup", str(self.memory_cgroup.procs_file), *argv]
@@ -712,6 +785,8 @@ class PodRunner:
                         os.chmod(dirpath, 0o555)
             else:
                 host.mkdir(parents=True, exist_ok=True)
+                if mount.name in self.volume_dirs:  # shared pod directory, outside workdir
+                    self._ensure_traversable(host.parent)
                 self._apply_fs_group(mount)
                 if mount.read_only:
                     host.chmod(stat.S_IMODE(host.stat().st_mode) & ~0o222)
@@ -735,7 +810,7 @@ class PodRunner:
             raise PodRunnerError("the container is already running")
         self._layout()
         self._runs += 1
-        cwd = self.host_path(IMAGE_WORKDIR) if any(m.mount_path == IMAGE_WORKDIR for m in self.mounts) else None
+        cwd = self._cwd()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self._wrap(self.argv),
@@ -748,6 +823,12 @@ class PodRunner:
             )
         self.pid = self._proc.pid
         _LIVE_RUNNERS.add(self)
+
+    def _cwd(self) -> str | None:
+        """The image's WORKDIR /data when mounted, else (a pod-network sidecar) the workdir."""
+        if any(m.mount_path == IMAGE_WORKDIR for m in self.mounts):
+            return self.host_path(IMAGE_WORKDIR)
+        return str(self.workdir) if self.pod_network else None
 
     def _log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
@@ -781,10 +862,10 @@ class PodRunner:
             raise PodRunnerError(f"{_PROBE_KEYS[kind]}: only exec probes are supported, got {sorted(spec)}")
         if not self._prepared:
             self._layout()
-        argv = [self._rewrite(str(a)) for a in spec["exec"]["command"]]
         env = {**self.env, "VALKEY_PORT": str(self.port)}
+        argv = [expand_var_refs(self._rewrite(str(a)), env) for a in spec["exec"]["command"]]
         timeout = float(spec.get("timeoutSeconds", DEFAULT_PROBE_TIMEOUT_SECONDS))
-        cwd = self.host_path(IMAGE_WORKDIR) if self.data_dir.exists() else None
+        cwd = self._cwd() if self.data_dir.exists() else None
         proc = subprocess.Popen(
             self._wrap(argv),
             env=env,
@@ -871,6 +952,10 @@ class PodRunner:
 
         options: dict[str, Any] = {"socket_timeout": 10, "socket_connect_timeout": 5}
         options.update(kwargs)
+        if self.pod_network:
+            if self.sandbox is None:
+                raise PodRunnerError("pod_network: the runner has no sandbox yet")
+            return self.sandbox.valkey_client(self.port, **options)
         return valkey.Valkey(host="127.0.0.1", port=self.port, **options)
 
     def close(self) -> None:
