@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -191,19 +191,7 @@ class AlertOptions:
         _check_positive_int("queue_depth_threshold", self.queue_depth_threshold)
         for queue, threshold in (self.queue_depth_thresholds or {}).items():
             _check_positive_int(f"queue_depth_thresholds[{queue!r}]", threshold)
-        if isinstance(self.disabled, str):
-            raise ValueError(
-                f"disabled: {self.disabled!r} is a single string; pass a list of alert names such as "
-                f"[{self.disabled!r}]"
-            )
-        for alert in self.disabled:
-            _check_alert_name("disabled", alert)
-        for alert, severity in (self.severities or {}).items():
-            _check_alert_name("severities", alert)
-            if severity not in SEVERITIES:
-                raise ValueError(
-                    f"severities[{alert!r}]: {severity!r} is not a severity; use one of {list(SEVERITIES)}"
-                )
+        check_alert_selection("Alerts", ALERT_NAMES, self.disabled, self.severities)
 
 
 class Alerts(Construct):
@@ -339,19 +327,7 @@ class Alerts(Construct):
     # -- rendering -----------------------------------------------------------------
 
     def _rule(self, rule: _Rule) -> _plain.JsonObject:
-        """One entry of the group's ``rules`` (the CRD's ``Rule``)."""
-        return {
-            "alert": rule.alert,
-            "expr": rule.expr,
-            "for": _prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
-            "labels": {"severity": rule.severity},
-            "annotations": {
-                "summary": rule.summary,
-                "description": rule.description,
-                "runbook_url": f"{self.runbook_base_url}#{rule.alert.lower()}",
-                **self._dashboard_links(rule.alert),
-            },
-        }
+        return rule_json(rule, self.runbook_base_url, self._dashboard_links(rule.alert))
 
     def _dashboard_links(self, alert: str) -> dict[str, str]:
         """Grafana's own link annotations, and an absolute link for Alertmanager's receivers."""
@@ -707,8 +683,36 @@ def _promql_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _check_alert_name(prop: str, alert: str) -> None:
-    if alert not in ALERT_NAMES:
-        close = difflib.get_close_matches(alert, ALERT_NAMES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"{prop}: {alert!r} is not an alert of Alerts; {hint}use one of {list(ALERT_NAMES)}")
+def check_alert_selection(
+    owner: str, names: Sequence[str], disabled: Collection[str], severities: Mapping[str, str] | None
+) -> None:
+    """``disabled`` and ``severities`` of an alerts construct name only alerts it renders."""
+    if isinstance(disabled, str):
+        raise ValueError(
+            f"disabled: {disabled!r} is a single string; pass a list of alert names such as [{disabled!r}]"
+        )
+    for prop, alerts in (("disabled", list(disabled)), ("severities", list(severities or {}))):
+        for alert in alerts:
+            if alert not in names:
+                close = difflib.get_close_matches(alert, names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"{prop}: {alert!r} is not an alert of {owner}; {hint}use one of {list(names)}")
+    for alert, severity in (severities or {}).items():
+        if severity not in SEVERITIES:
+            raise ValueError(f"severities[{alert!r}]: {severity!r} is not a severity; use one of {list(SEVERITIES)}")
+
+
+def rule_json(rule: _Rule, runbook_base_url: str, extra_annotations: Mapping[str, str]) -> _plain.JsonObject:
+    """One entry of a group's ``rules`` (the CRD's ``Rule``)."""
+    return {
+        "alert": rule.alert,
+        "expr": rule.expr,
+        "for": _prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
+        "labels": {"severity": rule.severity},
+        "annotations": {
+            "summary": rule.summary,
+            "description": rule.description,
+            "runbook_url": f"{runbook_base_url}#{rule.alert.lower()}",
+            **extra_annotations,
+        },
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from constructs import Construct
 
 from . import _labels, _plain, _registry
 from ._validation import check_instance, duration_millis
-from .alerts import API_VERSION, SEVERITIES, Alerts, _prometheus_duration, _Rule
+from .alerts import API_VERSION, Alerts, _prometheus_duration, _Rule, check_alert_selection, rule_json
 from .sentinel import Sentinel
 
 COMPONENT = "alerts"
@@ -57,19 +56,7 @@ class SentinelAlertOptions:
     severities: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.disabled, str):
-            raise ValueError(
-                f"disabled: {self.disabled!r} is a single string; pass a list of alert names such as "
-                f"[{self.disabled!r}]"
-            )
-        for alert in self.disabled:
-            _check_alert_name("disabled", alert)
-        for alert, severity in (self.severities or {}).items():
-            _check_alert_name("severities", alert)
-            if severity not in SEVERITIES:
-                raise ValueError(
-                    f"severities[{alert!r}]: {severity!r} is not a severity; use one of {list(SEVERITIES)}"
-                )
+        check_alert_selection("SentinelAlerts", ALERT_NAMES, self.disabled, self.severities)
 
 
 class SentinelAlerts(Construct):
@@ -163,17 +150,7 @@ class SentinelAlerts(Construct):
     # -- rendering -----------------------------------------------------------------
 
     def _rule(self, rule: _Rule) -> _plain.JsonObject:
-        return {
-            "alert": rule.alert,
-            "expr": rule.expr,
-            "for": _prometheus_duration(rule.for_seconds) if rule.for_seconds else None,
-            "labels": {"severity": rule.severity},
-            "annotations": {
-                "summary": rule.summary,
-                "description": rule.description,
-                "runbook_url": f"{self.runbook_base_url}#{rule.alert.lower()}",
-            },
-        }
+        return rule_json(rule, self.runbook_base_url, {})
 
     def _m(self, metric: str, *extra: str) -> str:
         """A series of the Valkey exporters of this Valkey."""
@@ -298,10 +275,3 @@ class SentinelAlerts(Construct):
             ),
         ]
         return rules
-
-
-def _check_alert_name(prop: str, alert: str) -> None:
-    if alert not in ALERT_NAMES:
-        close = difflib.get_close_matches(alert, ALERT_NAMES, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"{prop}: {alert!r} is not an alert of SentinelAlerts; {hint}use one of {list(ALERT_NAMES)}")
