@@ -11,14 +11,8 @@ counted separately.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import queue
 import shutil
 import signal
-import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _node import NodeProcess
 from podrunner import REPO, PodRunner, load_manifest, publish_results
 
 SCRIPT = REPO / "tests" / "node" / "bullmq_replay.mjs"
@@ -51,78 +46,21 @@ def node() -> str:
     return path
 
 
-class NodeScenario:
-    """The node script as a child process; its JSON lines collected by a reader thread."""
-
-    def __init__(self, node: str, port: int) -> None:
-        env = {
-            **os.environ,
-            "VALKEY_PORT": str(port),
-            "JOBS": "300",
-            "ADD_PER_SECOND": "150",
-            "JOB_MS": "100",
-            "CONCURRENCY": "10",
-            "LOCK_MS": str(LOCK_MS),
-            "STALLED_INTERVAL_MS": "1000",
-            "MAX_STALLED": "2",
-            "QUIET_MS": "8000",
-            "DEADLINE_MS": str(int((TEST_BUDGET - 10) * 1000)),
-        }
-        self.proc = subprocess.Popen(
-            [node, str(SCRIPT)],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.all: list[dict[str, Any]] = []
-        self.stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                event = {"ev": "noise", "line": line.rstrip()}
-            self.all.append(event)
-            self.events.put(event)
-
-    def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line.rstrip())
-
-    def wait_for(self, predicate: Any, deadline: float, what: str) -> dict[str, Any]:
-        while time.monotonic() < deadline:
-            try:
-                event = self.events.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.events.empty():
-                    break
-                continue
-            if event["ev"] == "fatal":
-                pytest.fail(f"node scenario failed: {event}")
-            if predicate(event):
-                return event
-        pytest.fail(f"timed out waiting for {what}; node exit {self.proc.poll()}, stderr {self.stderr[-10:]}")
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+def node_scenario(node: str, port: int) -> NodeProcess:
+    """The node script as a child process; its JSON lines collected by tests/_node.py."""
+    env = {
+        "VALKEY_PORT": str(port),
+        "JOBS": "300",
+        "ADD_PER_SECOND": "150",
+        "JOB_MS": "100",
+        "CONCURRENCY": "10",
+        "LOCK_MS": str(LOCK_MS),
+        "STALLED_INTERVAL_MS": "1000",
+        "MAX_STALLED": "2",
+        "QUIET_MS": "8000",
+        "DEADLINE_MS": str(int((TEST_BUDGET - 10) * 1000)),
+    }
+    return NodeProcess([node, str(SCRIPT)], env)
 
 
 @pytest.fixture
@@ -135,9 +73,9 @@ def pod(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[PodRunner]:
 
 def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_dir: Path) -> None:
     budget = time.monotonic() + TEST_BUDGET
-    scenario = NodeScenario(node, pod.port)
+    scenario = node_scenario(node, pod.port)
     try:
-        scenario.wait_for(lambda e: e["ev"] == "ready", budget, "the node script to start")
+        scenario.wait_for(lambda e: e["ev"] == "ready", budget - time.monotonic(), "the node script to start")
         added = 0
 
         def busy(event: dict[str, Any]) -> bool:
@@ -145,7 +83,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
             added += event["ev"] == "added"
             return added >= 100 and event["ev"] == "active" and event["inflight"] >= 3
 
-        kill_event = scenario.wait_for(busy, budget, "100 jobs added and 3 in flight")
+        kill_event = scenario.wait_for(busy, budget - time.monotonic(), "100 jobs added and 3 in flight")
         t_kill_ms = time.time() * 1000
         pod.signal(signal.SIGKILL)
         assert pod.wait_exit(timeout=10) == -signal.SIGKILL
@@ -153,7 +91,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
         pod.start()
         pod.wait_ready(timeout=30)
         scenario.send("restarted")
-        summary = scenario.wait_for(lambda e: e["ev"] == "summary", budget, "the job summary")
+        summary = scenario.wait_for(lambda e: e["ev"] == "summary", budget - time.monotonic(), "the job summary")
         scenario.proc.wait(timeout=max(1.0, budget - time.monotonic()))
     finally:
         scenario.close()
@@ -168,7 +106,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
     failed = [j for j in acked if j["state"] == "failed"]
     lost = [j for j in acked if j["state"] in ("missing", "unknown")]
     unfinished = [j for j in acked if j["state"] not in ("completed", "failed", "missing", "unknown")]
-    stalled_events = sum(1 for e in scenario.all if e["ev"] == "stalled")
+    stalled_events = sum(1 for e in scenario.events if e["ev"] == "stalled")
     in_flight_at_kill = kill_event["inflight"]
 
     figures = {
@@ -188,7 +126,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
         "add_errors_retried": summary["add_errors"],
         "worker_errors": summary["worker_errors"],
         "worker_error_kinds": sorted(
-            {e["msg"].split(" for job")[0][:80] for e in scenario.all if e["ev"] == "worker-error"}
+            {e["msg"].split(" for job")[0][:80] for e in scenario.events if e["ev"] == "worker-error"}
         ),
         "end_reason": summary["reason"],
         "final_states": dict(states),
