@@ -281,11 +281,7 @@ class Alerts(Construct):
         self._target = f"{valkey.namespace}/{valkey.name}"
 
         severities = dict(opts.severities or {})
-        self._rules = [
-            dataclasses.replace(rule, severity=severities.get(rule.alert, rule.severity))
-            for rule in self._render_rules(down_seconds, queue_seconds)
-            if rule.alert not in opts.disabled
-        ]
+        self._rules = selected_rules(self._render_rules(down_seconds, queue_seconds), opts.disabled, severities)
         self.alert_names: tuple[str, ...] = tuple(dict.fromkeys(rule.alert for rule in self._rules))
 
         _registry.register(self, [("PrometheusRule", self.name)])
@@ -700,6 +696,15 @@ def check_alert_selection(
     for alert, severity in (severities or {}).items():
         if severity not in SEVERITIES:
             raise ValueError(f"severities[{alert!r}]: {severity!r} is not a severity; use one of {list(SEVERITIES)}")
+
+
+def selected_rules(rules: Sequence[_Rule], disabled: Collection[str], severities: Mapping[str, str]) -> list[_Rule]:
+    """The rules not switched off, each with its severity override applied."""
+    return [
+        dataclasses.replace(rule, severity=severities.get(rule.alert, rule.severity))
+        for rule in rules
+        if rule.alert not in disabled
+    ]
 
 
 def rule_json(rule: _Rule, runbook_base_url: str, extra_annotations: Mapping[str, str]) -> _plain.JsonObject:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ from constructs import Construct
 
 from . import _labels, _plain, _registry
 from ._validation import check_instance, duration_millis
-from .alerts import API_VERSION, Alerts, _prometheus_duration, _Rule, check_alert_selection, rule_json
+from .alerts import API_VERSION, Alerts, _prometheus_duration, _Rule, check_alert_selection, rule_json, selected_rules
 from .sentinel import Sentinel
 
 COMPONENT = "alerts"
@@ -124,11 +123,7 @@ class SentinelAlerts(Construct):
         self._target = f"{valkey.namespace}/{valkey.name}"
 
         severities = dict(opts.severities or {})
-        self._rules = [
-            dataclasses.replace(rule, severity=severities.get(rule.alert, rule.severity))
-            for rule in self._render_rules()
-            if rule.alert not in opts.disabled
-        ]
+        self._rules = selected_rules(self._render_rules(), opts.disabled, severities)
         self.alert_names: tuple[str, ...] = tuple(rule.alert for rule in self._rules)
         _registry.register(self, [("PrometheusRule", self.name)])
         self.prometheus_rule = _plain.api_object(
