@@ -84,9 +84,7 @@ def blocks(path: Path) -> list[Block]:
         i += 1
     shell = [b for b in found if b.lang in SHELLS]
     for block in shell:
-        block.setup = [
-            s for s in shell if s.is_setup and s.line < block.line and (s.section in ("", block.section))
-        ]
+        block.setup = [s for s in shell if s.is_setup and s.line < block.line and (s.section in ("", block.section))]
     return found
 
 
@@ -151,10 +149,7 @@ def run_block(
         "KUBECTL_SHIM_LOG": str(log),
         "KUBECTL_SHIM_WRAP": json.dumps(list(wrap)),
         "KUBECTL_SHIM_PODS": json.dumps(
-            {
-                f"{p.namespace}/{p.name}": {"containers": p.containers, "data": str(p.data), "path": p.path}
-                for p in pods
-            }
+            {f"{p.namespace}/{p.name}": {"containers": p.containers, "data": str(p.data), "path": p.path} for p in pods}
         ),
         **(env or {}),
     }
