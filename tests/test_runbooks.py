@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _runbook import DOC_FILES, Block, ShimPod, blocks, run_block, shell_blocks
+from _runbook import DOC_FILES, SHELLS, Block, ShimPod, blocks, run_block, shell_blocks
 from conftest import REPO, require_binary
 from podrunner import IMAGE_PATH, PodRunner, load_manifest
 
@@ -446,3 +446,50 @@ def test_runbook_report(tmp_path_factory: pytest.TempPathFactory) -> None:
     # The steps the issue names run for real.
     for wanted in ("vcli info persistence", "vcli info memory", "vcli client list", "df -h /data"):
         assert any(wanted in line for line in ran), f"no line with {wanted!r} ran for real"
+
+
+# -- the restore runbook, generated from the manifest -------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The subcommand as the docs give it, from the repository root."""
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "cdk8s_valkey", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _generated_steps(output: str) -> list[str]:
+    return [step.split("\n", 1)[1].rstrip("\n") + "\n" for step in output.split("# -- ")[1:]]
+
+
+def test_restore_runbook_in_the_docs_is_the_generated_one() -> None:
+    """docs/operations.md's restore blocks are `runbook restore dist/valkey.k8s.yaml`, block by block."""
+    result = _cli("runbook", "restore", "dist/valkey.k8s.yaml")
+    assert result.returncode == 0, result.stderr
+    text = (REPO / "docs" / "operations.md").read_text()
+    section = text.split("### Restore a Longhorn backup into the claim", 1)[1].split("\n### ", 1)[0]
+    documented = [b.text for b in blocks(REPO / "docs" / "operations.md") if b.lang in SHELLS and b.text in section]
+    assert documented == _generated_steps(result.stdout)
+
+
+def test_restore_runbook_for_staging(tmp_path: Path) -> None:
+    """Another manifest, other names: staging's namespace everywhere, no Longhorn labels (no
+    backups there), and the whole output passes shellcheck."""
+    result = _cli("runbook", "restore", "dist/valkey-staging.k8s.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("-n apps-staging ") >= 10 and "-n apps " not in result.stdout
+    assert "namespace: apps-staging" in result.stdout and "recurring-job" not in result.stdout
+    assert not _shellcheck(result.stdout, tmp_path, "staging", shell="sh")
+    (claim,) = [o for o in DIST["valkey-staging.k8s.yaml"] if o["kind"] == "PersistentVolumeClaim"]
+    assert f"claimName: {claim['metadata']['name']}" in result.stdout
+
+
+def test_restore_runbook_refuses_an_unknown_valkey() -> None:
+    result = _cli("runbook", "restore", "dist/valkey.k8s.yaml", "--name", "sessions")
+    assert result.returncode == 64
+    assert "the manifest has 0 StatefulSet named 'sessions', not one (there: ['valkey'])" in result.stderr

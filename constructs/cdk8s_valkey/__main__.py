@@ -1,4 +1,5 @@
-"""``python -m cdk8s_valkey review``: the review of a dist/ change, for people and CI."""
+"""``python -m cdk8s_valkey review``: the review of a dist/ change, for people and CI.
+``python -m cdk8s_valkey runbook restore MANIFEST``: a runbook's commands for that manifest."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from . import runbook
 from .review import ManifestError, NoRevisionError, load_git, load_path, review
 
 EXIT_NO_REVISION = 3
@@ -44,12 +46,32 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     review_cmd.add_argument("paths", nargs="*", metavar="PATH", help="OLD NEW, or with --git: [DIST]")
     review_cmd.add_argument("--git", metavar="REV", help="compare with DIST as committed at REV (e.g. HEAD~1)")
+    runbook_cmd = commands.add_parser(
+        "runbook",
+        help="print a runbook's commands with the names of a rendered manifest",
+        description="Print the commands of a runbook of docs/operations.md for the Valkey of MANIFEST.",
+    )
+    runbook_cmd.add_argument("runbook", choices=runbook.RUNBOOKS)
+    runbook_cmd.add_argument("manifest", metavar="MANIFEST", help="a rendered file, e.g. dist/valkey.k8s.yaml")
+    runbook_cmd.add_argument("--name", help="the Valkey (StatefulSet) when the file holds several")
     return parser, review_cmd
+
+
+def _runbook(args: argparse.Namespace) -> int:
+    try:
+        objects = [o for o in load_path(Path(args.manifest)) if o]
+        sys.stdout.write(runbook.text(args.runbook, objects, args.name))
+    except (ManifestError, ValueError) as error:
+        print(f"runbook: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, review_cmd = _parser()
     args = parser.parse_args(argv)
+    if args.command == "runbook":
+        return _runbook(args)
     try:
         if args.git is not None:
             if len(args.paths) > 1:
