@@ -36,7 +36,7 @@ from _runbook import DOC_FILES, SHELLS, Block, ShimPod, blocks, run_block, shell
 from conftest import REPO, require_binary
 from podrunner import IMAGE_PATH, PodRunner, load_manifest
 
-from cdk8s_valkey import sentinel_alerts
+from cdk8s_valkey import runbook, sentinel_alerts
 
 BLOCKS = shell_blocks()
 DIST = {p.name: list(yaml.safe_load_all(p.read_text())) for p in sorted((REPO / "dist").glob("*.k8s.yaml"))}
@@ -365,38 +365,61 @@ _STEP = re.compile(r"\b(kubectl|vcli|scli|roles)\b")
 _ASSIGNMENT_ONLY = re.compile(r"^(?:[A-Za-z_]\w*=\S*\s*)+(?:#.*)?$")
 
 
+def _steps_of(block: Block) -> list[str]:
+    """A block's command lines: continuation lines joined, a heredoc kept with its command,
+    comment-only lines dropped."""
+    steps: list[str] = []
+    lines = block.text.replace("\\\n", " ").splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        heredoc = re.search(r"<<-?'?(\w+)'?", line)
+        if heredoc:
+            while i < len(lines) and lines[i].rstrip("\n") != heredoc.group(1):
+                line += lines[i]
+                i += 1
+            line += lines[i] if i < len(lines) else ""
+            i += 1
+        steps.append(line)
+    return steps
+
+
 def _runnable_lines(block: Block) -> list[tuple[str, str]]:
-    """(what runs before it, the step) for each step of a block: a line that calls kubectl or a
-    helper, run after the block's plain assignments above it (Q=emails). A block with a heredoc,
-    or with a construct over several lines (if ... fi), is one step."""
-    lines = _commands(block)
-    if "<<" in block.text or any(
-        subprocess.run(["sh", "-n", "-c", line], capture_output=True, check=False).returncode for line in lines
-    ):
+    """(what runs before it, the step) for each step of a block that calls kubectl or a helper,
+    run after the block's plain assignments above it (Q=emails). A block with a construct over
+    several lines (if ... fi) is one step."""
+    lines = _steps_of(block)
+    if any(subprocess.run(["sh", "-n", "-c", line], capture_output=True, check=False).returncode for line in lines):
         return [("", block.text)]
     steps, before = [], ""
     for line in lines:
-        if _ASSIGNMENT_ONLY.match(line):
-            before += line + "\n"
+        if _ASSIGNMENT_ONLY.match(line.strip()):
+            before += line
         elif _STEP.search(line):
             steps.append((before, line))
     return steps
 
 
-def _pod_shim(pod: PodRunner, valkey_bin_dir: Path) -> ShimPod:
+def _pod_shims(pod: PodRunner, valkey_bin_dir: Path) -> list[ShimPod]:
+    """The Valkey pod, and the restore runbook's repair pod on the same claim (its image, its
+    user): both exec into this test's pod."""
     (sts,) = [o for o in load_manifest() if o["kind"] == "StatefulSet"]
     tools = pod.workdir / "shim-tools"
     tools.mkdir(exist_ok=True)
     # valkey-cli in the pod reaches its own server; -e: an error reply fails the step.
     (tools / "valkey-cli").write_text(f'#!/bin/sh\nexec "{valkey_bin_dir}/valkey-cli" -p {pod.port} -e "$@"\n')
     (tools / "valkey-cli").chmod(0o755)
-    return ShimPod(
-        namespace=sts["metadata"]["namespace"],
-        name=f"{sts['metadata']['name']}-0",
-        containers=[c["name"] for c in sts["spec"]["template"]["spec"]["containers"]],
-        data=pod.data_dir,
-        path=f"{tools}:{valkey_bin_dir}:{IMAGE_PATH}",
-    )
+    if not (tools / "valkey-check-aof").exists():
+        (tools / "valkey-check-aof").symlink_to(valkey_bin_dir / "valkey-server")  # as the image has it
+    ns, path = sts["metadata"]["namespace"], f"{tools}:{valkey_bin_dir}:{IMAGE_PATH}"
+    containers = [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]]
+    return [
+        ShimPod(ns, f"{sts['metadata']['name']}-0", containers, pod.data_dir, path),
+        ShimPod(ns, runbook.values(load_manifest())["repair"], ["repair"], pod.data_dir, path),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -405,20 +428,20 @@ def _pod_shim(pod: PodRunner, valkey_bin_dir: Path) -> ShimPod:
 def test_runbook_lines_run_against_valkey(
     block: Block, valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path
 ) -> None:
-    shim = _pod_shim(valkey_pod, valkey_bin_dir)
+    shims = _pod_shims(valkey_pod, valkey_bin_dir)
     setup = "".join(s.text for s in block.setup)
     wrap = valkey_pod._wrap([])
     # The setup's own kubectl calls (OLD_VOLUME=$(kubectl get ...)) are not the step's.
-    setup_calls = len(run_block(setup, [shim], tmp_path, wrap=wrap).calls) if setup else 0
+    setup_calls = len(run_block(setup, shims, tmp_path, wrap=wrap).calls) if setup else 0
+    drill = next((m for m in block.markers if m.startswith("drill:")), None)
     for before, line in _runnable_lines(block):
-        run = run_block(setup + before + line, [shim], tmp_path, wrap=wrap, timeout=60)
-        run.calls = run.calls[setup_calls:]
         entry = {"block": block.id, "line": line.strip()[:160], "section": block.section}
-        drill = next((m for m in block.markers if m.startswith("drill:")), None)
-        if drill:
+        if drill:  # it repairs a copy, not a live server: the drill runs it on real copies
             entry["ran in"] = f"tests/test_restore_drill.py ({drill})"
             _report["ran"].append(entry)
             continue
+        run = run_block(setup + before + line, shims, tmp_path, wrap=wrap, timeout=60)
+        run.calls = run.calls[setup_calls:]
         if run.refused or not run.ran:
             _report["static"].append(entry)
             continue
@@ -432,6 +455,35 @@ def test_runbook_lines_run_against_valkey(
             assert run.stdout.strip(), f"{block.id}: `{line.strip()}`: its grep found nothing in Valkey 8.1's reply"
         if "head -c 9" in line:  # the upgrade's rollback check: which RDB the base file is
             assert run.stdout.splitlines()[-1] == "REDIS0011", run.stdout
+
+
+def _inline_vcli() -> list[str]:
+    """The `vcli ...` commands the runbooks give inline (**Check**: `vcli config get maxmemory`),
+    without those holding a placeholder (`<bytes>`)."""
+    found = {" ".join(m.split()) for path in RUN_DOCS for m in re.findall(r"`(vcli [^`]+)`", path.read_text())}
+    return sorted(c for c in found if "<" not in c)
+
+
+def test_inline_vcli_commands_run_against_valkey(valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path) -> None:
+    setup = "".join(b.text for b in blocks(REPO / "docs" / "runbooks.md") if b.is_setup)
+    shims = _pod_shims(valkey_pod, valkey_bin_dir)
+    commands = _inline_vcli()
+    assert "vcli config get maxmemory" in commands and "vcli bgrewriteaof" in commands, commands
+    for command in commands:
+        run = run_block(setup + command + "\n", shims, tmp_path, wrap=valkey_pod._wrap([]), timeout=60)
+        assert run.ran and not run.refused, f"`{command}` did not exec into the pod: {run.calls}"
+        failed = [c for c in run.ran if c["exit"] != 0]
+        assert not failed, f"`{command}`: {failed}\n{run.stdout}\n{run.stderr}"
+        if "| grep" in command:
+            assert run.stdout.strip(), f"`{command}`: its grep found nothing in Valkey 8.1's reply"
+        if command == "vcli config get maxmemory":
+            assert int(run.stdout.split()[1]) > 0, run.stdout  # set by the entrypoint from the limit
+        if command == "vcli bgrewriteaof":  # let it finish before the next command
+            deadline = time.monotonic() + 20
+            while valkey_pod.client().info("persistence")["aof_rewrite_in_progress"]:
+                assert time.monotonic() < deadline, "the rewrite did not finish"
+                time.sleep(0.05)
+        _report["ran"].append({"block": "inline", "line": command, "section": ""})
 
 
 def test_runbook_report(tmp_path_factory: pytest.TempPathFactory) -> None:
