@@ -10,10 +10,10 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
-from _synth import container, find, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
 
 from cdk8s_valkey import PodOptions, ValkeyStatefulSet
+from harness.synth import container, find, new_chart, objects, to_yaml
 
 EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "PersistentVolumeClaim", "StatefulSet"]
 
