@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from harness.paths import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
 PACKAGE = REPO / "constructs" / "cdk8s_valkey"

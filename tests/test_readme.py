@@ -17,9 +17,9 @@ from typing import Any
 import cdk8s
 import cdk8s_plus_28 as kplus
 import yaml
-from conftest import REPO
 
 import cdk8s_valkey
+from harness.paths import REPO
 
 README = REPO / "README.md"
 REFERENCE = REPO / "docs" / "reference.md"
@@ -30,6 +30,9 @@ ORDER = (
     "Valkey",
     "ValkeyStatefulSet",
     "PodOptions",
+    "Topology",
+    "PodModel",
+    "ContainerModel",
     "ExporterOptions",
     "ExporterSidecar",
     "AlertOptions",

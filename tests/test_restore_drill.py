@@ -22,7 +22,7 @@ writer SETs ``s:<seq>`` one command at a time and records every reply. Then:
   exactly the acknowledged writes come back, none twice; a gap in the numbers is refused.
 
 The runbook blocks run as written (``kubectl -n apps exec -i valkey-aof-repair -- sh -eu <<'EOF'``),
-with ``kubectl`` being ``tests/kubectl_shim.py``: its ``exec`` runs the script on this machine as
+with ``kubectl`` being ``harness/kubectl_shim.py``: its ``exec`` runs the script on this machine as
 the pod user, on the restored copy (``/data``).
 
 Figures (acknowledged, restored, lost) are printed (``-s``) and written to
@@ -50,10 +50,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from _runbook import BlockRun, ShimPod, drill_block, run_block
-from conftest import REPO
-from podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 from test_reliability_crash import SequenceWriter, read_back
+
+from harness.paths import REPO
+from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
+from harness.runbook import BlockRun, ShimPod, drill_block, run_block
 
 RUNBOOK = REPO / "docs" / "operations.md"
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")

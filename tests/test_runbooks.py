@@ -1,4 +1,4 @@
-"""Every shell block of README.md and docs/*.md, as the reader pastes it (tests/_runbook.py).
+"""Every shell block of README.md and docs/*.md, as the reader pastes it (harness/runbook.py).
 
 Statically, for every ```sh / ```bash block:
 - shellcheck passes on it (with the setup blocks in scope before it), and on every script it feeds
@@ -13,7 +13,7 @@ Statically, for every ```sh / ```bash block:
 
 For real, against the rendered production container (valkey-server 8.1, ``tests/podrunner.py``):
 every command line of the runbooks whose ``kubectl`` calls are all ``exec`` into the Valkey pod
-runs as written through ``tests/kubectl_shim.py``; it must exit 0, and a ``| grep`` must find its
+runs as written through ``harness/kubectl_shim.py``; it must exit 0, and a ``| grep`` must find its
 fields. The list of lines run and lines checked statically is printed (``-s``) and written to
 ``<basetemp>/runbooks/runbook-lines.json``.
 """
@@ -32,11 +32,11 @@ from typing import Any
 
 import pytest
 import yaml
-from _runbook import DOC_FILES, SHELLS, Block, ShimPod, blocks, run_block, shell_blocks
-from conftest import REPO, require_binary
-from podrunner import IMAGE_PATH, PodRunner, load_manifest
 
 from cdk8s_valkey import runbook, sentinel_alerts
+from harness.paths import REPO, require_binary
+from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest
+from harness.runbook import DOC_FILES, SHELLS, Block, ShimPod, blocks, run_block, shell_blocks
 
 BLOCKS = shell_blocks()
 DIST = {p.name: list(yaml.safe_load_all(p.read_text())) for p in sorted((REPO / "dist").glob("*.k8s.yaml"))}

@@ -5,7 +5,7 @@ too). A block preceded by ``<!-- shell:setup -->`` sets variables and functions 
 it: for the whole file when it comes before the first ``## `` heading, otherwise for the rest of
 its ``## `` section. A block preceded by ``<!-- drill:<name> -->`` is run by a drill under that name.
 
-``run_block`` runs a block's text with ``sh`` and the ``kubectl`` of ``tests/kubectl_shim.py`` on the
+``run_block`` runs a block's text with ``sh`` and the ``kubectl`` of ``harness/kubectl_shim.py`` on the
 PATH: ``kubectl exec`` into the pods the test declares runs locally, the rest is refused (exit 97).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import REPO
+from harness.paths import REPO
 
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELLS = ("sh", "bash")
