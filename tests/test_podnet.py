@@ -21,6 +21,8 @@ from harness.paths import REPO
 from harness.podnet import NETNS_ETC, STATE_DIR, NetStatefulSet, PodNetError, PodNetwork, Sandbox, sweep_leftovers
 from harness.podrunner import load_manifest
 
+pytestmark = pytest.mark.root
+
 EXPORTER = {"oliver006/redis_exporter": ["prometheus-redis-exporter"]}
 
 

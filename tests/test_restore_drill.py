@@ -56,6 +56,8 @@ from harness.paths import REPO
 from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 from harness.runbook import BlockRun, ShimPod, drill_block, run_block
 
+pytestmark = pytest.mark.root
+
 RUNBOOK = REPO / "docs" / "operations.md"
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
 AOF_DIR = "appendonlydir"
