@@ -65,6 +65,7 @@ def _shellcheck(text: str, tmp: Path, name: str, *, shell: str) -> str:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+@pytest.mark.real
 def test_block_passes_shellcheck(block: Block, tmp_path: Path) -> None:
     shell = "bash" if block.lang == "bash" else "sh"
     findings = _shellcheck(block.with_setup(), tmp_path, "block", shell=shell)
@@ -276,6 +277,7 @@ def _commands(block: Block) -> list[str]:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=_ids)
+@pytest.mark.real
 def test_documented_commands_exist_as_written(block: Block) -> None:
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
     for line in _commands(block):
@@ -311,6 +313,7 @@ def test_gitops_pause_is_written_once() -> None:
     )
 
 
+@pytest.mark.real
 def test_pre_upgrade_snapshot_name_is_unique(tmp_path: Path) -> None:
     """A second upgrade must not silently keep the first one's rollback point."""
     (block,) = [b for b in BLOCKS if "kind: Snapshot" in b.text]
@@ -426,6 +429,7 @@ def _pod_shims(pod: PodRunner, valkey_bin_dir: Path) -> list[ShimPod]:
 @pytest.mark.parametrize(
     "block", [b for b in shell_blocks(RUN_DOCS) if "kubectl" in b.with_setup() and not b.is_setup], ids=_ids
 )
+@pytest.mark.root
 def test_runbook_lines_run_against_valkey(
     block: Block, valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path
 ) -> None:
@@ -465,6 +469,7 @@ def _inline_vcli() -> list[str]:
     return sorted(c for c in found if "<" not in c)
 
 
+@pytest.mark.root
 def test_inline_vcli_commands_run_against_valkey(valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path) -> None:
     setup = "".join(b.text for b in blocks(REPO / "docs" / "runbooks.md") if b.is_setup)
     shims = _pod_shims(valkey_pod, valkey_bin_dir)
@@ -487,6 +492,7 @@ def test_inline_vcli_commands_run_against_valkey(valkey_pod: PodRunner, valkey_b
         _report["ran"].append({"block": "inline", "line": command, "section": ""})
 
 
+@pytest.mark.real
 def test_the_valkey_level_steps_are_runnable_lines() -> None:
     """The steps this module runs for real stay in the runbooks as lines of their own (a line that
     also calls kubectl get/logs would only be checked statically)."""
@@ -527,6 +533,7 @@ def _generated_steps(output: str) -> list[str]:
     return [step.split("\n", 1)[1].rstrip("\n") + "\n" for step in output.split("# -- ")[1:]]
 
 
+@pytest.mark.real
 def test_restore_runbook_in_the_docs_is_the_generated_one() -> None:
     """docs/operations.md's restore blocks are `runbook restore dist/valkey.k8s.yaml`, block by block."""
     result = _cli("runbook", "restore", "dist/valkey.k8s.yaml")
@@ -537,6 +544,7 @@ def test_restore_runbook_in_the_docs_is_the_generated_one() -> None:
     assert documented == _generated_steps(result.stdout)
 
 
+@pytest.mark.real
 def test_restore_runbook_for_staging(tmp_path: Path) -> None:
     """Another manifest, other names: staging's namespace everywhere, no Longhorn labels (no
     backups there), and the whole output passes shellcheck."""
@@ -549,6 +557,7 @@ def test_restore_runbook_for_staging(tmp_path: Path) -> None:
     assert f"claimName: {claim['metadata']['name']}" in result.stdout
 
 
+@pytest.mark.real
 def test_restore_runbook_refuses_an_unknown_valkey() -> None:
     result = _cli("runbook", "restore", "dist/valkey.k8s.yaml", "--name", "sessions")
     assert result.returncode == 64
