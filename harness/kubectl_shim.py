@@ -10,7 +10,7 @@ The documented block runs as written (``kubectl -n apps exec -i valkey-aof-repai
 - the pod's ``/data`` mount is the test's data directory: ``/data`` in the arguments, and in the
   script read from stdin with ``-i``, is rewritten to it (stdin is passed only with ``-i``, as
   kubectl does);
-- the command runs with the pod's PATH (``valkey-cli`` there talks to the test's server) and
+- the command runs with the container's PATH (``valkey-cli`` there talks to the test's server) and
   under ``KUBECTL_SHIM_WRAP``, a JSON argv prefix that runs it as the pod's user.
 
 Every other subcommand (``get``, ``logs``, ``patch``, ...) exits 97: those steps are checked
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     run = [_DATA.sub(data, part) for part in command]
     script = _DATA.sub(data, sys.stdin.read()) if stdin else None
     wrap = json.loads(os.environ.get("KUBECTL_SHIM_WRAP", "[]"))
-    env = {"PATH": pod["path"], "HOME": "/", "LANG": "C.UTF-8"}
+    env = {"PATH": pod.get("paths", {}).get(container, pod["path"]), "HOME": "/", "LANG": "C.UTF-8"}
     io: dict[str, object] = {"input": script} if script is not None else {"stdin": subprocess.DEVNULL}
     result = subprocess.run([*wrap, *run], env=env, text=True, check=False, **io)  # type: ignore[call-overload]
     _log({"argv": argv, "ran": True, "pod": rest[1], "container": container, "exit": result.returncode})

@@ -100,13 +100,15 @@ def drill_block(name: str, path: Path = REPO / "docs" / "operations.md") -> Bloc
 
 @dataclass
 class ShimPod:
-    """A pod the ``kubectl`` shim execs into: its namespace/name, containers, data dir and PATH."""
+    """A pod the ``kubectl`` shim execs into: its namespace/name, containers, data dir and PATH
+    (``paths``: a PATH of its own for some containers, e.g. a Sentinel's valkey-cli)."""
 
     namespace: str
     name: str
     containers: list[str]
     data: Path
     path: str
+    paths: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,7 +151,15 @@ def run_block(
         "KUBECTL_SHIM_LOG": str(log),
         "KUBECTL_SHIM_WRAP": json.dumps(list(wrap)),
         "KUBECTL_SHIM_PODS": json.dumps(
-            {f"{p.namespace}/{p.name}": {"containers": p.containers, "data": str(p.data), "path": p.path} for p in pods}
+            {
+                f"{p.namespace}/{p.name}": {
+                    "containers": p.containers,
+                    "data": str(p.data),
+                    "path": p.path,
+                    "paths": p.paths,
+                }
+                for p in pods
+            }
         ),
         **(env or {}),
     }

@@ -11,16 +11,20 @@ Statically, for every ```sh / ```bash block:
   ``.venv/bin/python -m cdk8s_valkey <subcommand>``, never a bare ``python`` or ``cdk8s``;
 - pausing GitOps is written once (the shared snippet), snapshot names are unique.
 
-For real, against the rendered production container (valkey-server 8.1, ``tests/podrunner.py``):
-every command line of the runbooks whose ``kubectl`` calls are all ``exec`` into the Valkey pod
-runs as written through ``harness/kubectl_shim.py``; it must exit 0, and a ``| grep`` must find its
+For real, against the rendered production container (valkey-server 8.1, ``harness/podrunner.py``),
+and for the Sentinel topology's sections against a primary, two replicas and three Sentinels on
+loopback (pods valkey-0..2, containers valkey and sentinel): every command line of the runbooks
+whose ``kubectl`` calls are all ``exec`` into those pods runs as written through
+``harness/kubectl_shim.py``; it must exit 0, and a ``| grep`` must find its
 fields; so must every inline `vcli ...` command of the runbooks. The list of lines run and lines
 checked statically is printed (``-s``) and written to ``<basetemp>/runbooks/runbook-lines.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -34,9 +38,11 @@ import pytest
 import yaml
 
 from cdk8s_valkey import runbook, sentinel_alerts
-from harness.paths import REPO, require_binary
+from harness import servers
+from harness.paths import REPO, free_port, require_binary
 from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest
 from harness.runbook import DOC_FILES, SHELLS, Block, ShimPod, blocks, run_block, shell_blocks
+from harness.wait import wait_for
 
 BLOCKS = shell_blocks()
 DIST = {p.name: list(yaml.safe_load_all(p.read_text())) for p in sorted((REPO / "dist").glob("*.k8s.yaml"))}
@@ -369,6 +375,70 @@ _STEP = re.compile(r"\b(kubectl|vcli|scli|roles)\b")
 _ASSIGNMENT_ONLY = re.compile(r"^(?:[A-Za-z_]\w*=\S*\s*)+(?:#.*)?$")
 
 
+_SENTINEL_CLI = """#!/bin/sh
+# valkey-cli in the sentinel container: this test's Sentinel listens on {port}, not the pod's
+# 26379, so the -p of the runbook's command is replaced.
+n=$#
+while [ "$n" -gt 0 ]; do
+  a=$1; shift; n=$((n - 1))
+  if [ "$a" = -p ]; then shift; n=$((n - 1)); else set -- "$@" "$a"; fi
+done
+exec "{bin}/valkey-cli" -p {port} -e "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def sentinel_topology(valkey_bin_dir: Path) -> Iterator[list[ShimPod]]:
+    """The Sentinel topology on loopback, as the runbooks' pods valkey-0..2: a primary
+    (valkey-0) and two replicas, and three Sentinels monitoring it as ``valkey`` (quorum 2)."""
+    tmp = Path(tempfile.mkdtemp(prefix="runbooks-sentinel-"))
+    env = {**os.environ, "PATH": f"{valkey_bin_dir}:{os.environ['PATH']}"}
+    ns, name = "apps", "valkey"  # the runbooks' setup: NS=apps NAME=valkey MASTER="$NAME"
+    try:
+        with contextlib.ExitStack() as stack:
+            ports = [free_port() for _ in range(3)]
+            pods = []
+            for i, port in enumerate(ports):
+                data = tmp / f"{name}-{i}"
+                data.mkdir()
+                extra = [f"replicaof 127.0.0.1 {ports[0]}"] if i else []
+                conf = servers.write_config(data / "valkey.conf", port=port, data_dir=data, extra=extra)
+                stack.enter_context(servers.running_server(env, conf, port, data / "valkey.log"))
+                sentinel_port = free_port()
+                sconf = data / "sentinel.conf"
+                sconf.write_text(
+                    f"port {sentinel_port}\ndir {data}\nsentinel monitor {name} 127.0.0.1 {ports[0]} 2\n"
+                    f"sentinel down-after-milliseconds {name} 5000\n"
+                )
+                stack.enter_context(
+                    servers.running_server(env, sconf, sentinel_port, data / "sentinel.log", "--sentinel")
+                )
+                tools = {"valkey": data / "tools-valkey", "sentinel": data / "tools-sentinel"}
+                for tool_dir in tools.values():
+                    tool_dir.mkdir()
+                (tools["valkey"] / "valkey-cli").write_text(
+                    f'#!/bin/sh\nexec "{valkey_bin_dir}/valkey-cli" -p {port} -e "$@"\n'
+                )
+                (tools["sentinel"] / "valkey-cli").write_text(
+                    _SENTINEL_CLI.format(port=sentinel_port, bin=valkey_bin_dir)
+                )
+                for tool_dir in tools.values():
+                    (tool_dir / "valkey-cli").chmod(0o755)
+                paths = {c: f"{d}:{valkey_bin_dir}:{IMAGE_PATH}" for c, d in tools.items()}
+                pods.append(ShimPod(ns, f"{name}-{i}", ["valkey", "sentinel"], data, paths["valkey"], paths=paths))
+            primary = servers.client(ports[0])
+            sentinel = servers.client(int(pods[0].data.joinpath("sentinel.conf").read_text().split()[1]))
+            wait_for(lambda: primary.info("replication")["connected_slaves"] == 2, 30, "two replicas in sync")
+            wait_for(lambda: _ckquorum(sentinel, name).startswith("OK 3"), 30, "three Sentinels agreeing")
+            yield pods
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ckquorum(sentinel: Any, name: str) -> str:
+    return str(sentinel.execute_command("SENTINEL", "CKQUORUM", name))
+
+
 def _steps_of(block: Block) -> list[str]:
     """A block's command lines: continuation lines joined, a heredoc kept with its command,
     comment-only lines dropped."""
@@ -431,11 +501,13 @@ def _pod_shims(pod: PodRunner, valkey_bin_dir: Path) -> list[ShimPod]:
 )
 @pytest.mark.root
 def test_runbook_lines_run_against_valkey(
-    block: Block, valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path
+    block: Block, valkey_pod: PodRunner, valkey_bin_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    shims = _pod_shims(valkey_pod, valkey_bin_dir)
+    sentinel = block.section in SENTINEL_ALERTS
+    # The Sentinel topology's sections run against a real one; the others against the rendered pod.
+    shims = request.getfixturevalue("sentinel_topology") if sentinel else _pod_shims(valkey_pod, valkey_bin_dir)
     setup = "".join(s.text for s in block.setup)
-    wrap = valkey_pod._wrap([])
+    wrap = [] if sentinel else valkey_pod._wrap([])
     # The setup's own kubectl calls (OLD_VOLUME=$(kubectl get ...)) are not the step's.
     setup_calls = len(run_block(setup, shims, tmp_path, wrap=wrap).calls) if setup else 0
     drill = next((m for m in block.markers if m.startswith("drill:")), None)
@@ -454,9 +526,7 @@ def test_runbook_lines_run_against_valkey(
         # The step's own commands succeeded (a pipeline's status is its last command's: grep).
         failed = [c for c in run.ran if c["exit"] != 0]
         assert not failed, f"{block.id}: `{line.strip()}`: {failed}\n{run.stdout}\n{run.stderr}"
-        # The Sentinel topology's sections run against this single node: their replication
-        # fields (slave0:, master_host:) are absent here, so only the command itself is checked.
-        if re.search(r"\|\s*grep\b(?!\s+-c)", line) and block.section not in SENTINEL_ALERTS:
+        if re.search(r"\|\s*grep\b(?!\s+-c)", line):
             assert run.stdout.strip(), f"{block.id}: `{line.strip()}`: its grep found nothing in Valkey 8.1's reply"
         if "head -c 9" in line:  # the upgrade's rollback check: which RDB the base file is
             assert run.stdout.splitlines()[-1] == "REDIS0011", run.stdout
