@@ -15,6 +15,7 @@ from cdk8s_plus_28 import k8s
 from constructs import Construct
 
 from . import _labels, _plain, _registry, _scripts
+from ._promql import prometheus_duration as _prometheus_duration
 from ._validation import (
     check_cpu,
     check_duration,
@@ -27,7 +28,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar
 from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
