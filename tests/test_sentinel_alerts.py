@@ -148,6 +148,12 @@ def test_the_alerts_per_pod_alerts_cover_every_pod() -> None:
     memory = alerts["ValkeyContainerMemoryCritical"]
     assert 'pod=~"valkey-0|valkey-1|valkey-2",container="valkey"' in memory["expr"]
     assert "pod {{ $labels.pod }} uses" in memory["annotations"]["description"]
+    # A pod that is gone has no valkey_up to be 0: each pod's absence fires on its own.
+    absent = alerts["ValkeyMetricsAbsent"]
+    assert absent["expr"].split("\nor\n") == [
+        f'absent(valkey_up{{namespace="apps",service="valkey-metrics",pod="valkey-{n}"}})' for n in range(3)
+    ]
+    assert "for pod {{ $labels.pod }} for 5m" in absent["annotations"]["description"]
 
 
 # -- options ---------------------------------------------------------------------------------------

@@ -285,6 +285,14 @@ class Alerts(Construct):
         down = prometheus_duration(down_seconds)
         used, max_bytes = m("memory_used_bytes"), m("memory_max_bytes")
         oom = m("errors_total", 'err="OOM"')
+        # ValkeyDown needs the pod's series: a pod that is gone entirely has none, so each pod's
+        # absence is an alert of its own (one pod: any series of this Valkey).
+        pods = self.valkey.pod_names
+        absent_up = f"absent({m('up')})"
+        of_pod, to_it = "", ""
+        if len(pods) > 1:
+            absent_up = "\nor\n".join(f"absent({m('up', one_of('pod', [pod]))})" for pod in pods)
+            of_pod, to_it = " for pod {{ $labels.pod }}", " to it"
         info = m("instance_info", 'maxmemory_policy!="noeviction"')
         rules = [
             rule(
@@ -297,12 +305,13 @@ class Alerts(Construct):
             ),
             rule(
                 "ValkeyMetricsAbsent",
-                f"absent({m('up')})",
+                absent_up,
                 down_seconds,
                 f"No metrics from Valkey {target}",
                 f"Prometheus has had no {self._metric_prefix}_up series from service "
-                f"{self.exporter.metrics_service_name} for {down}: the Valkey pod is gone (node or volume "
-                "down, pod pending) or no longer scraped, and every other Valkey alert is blind.",
+                f"{self.exporter.metrics_service_name}{of_pod} for {down}: the Valkey pod is gone (node or "
+                "volume down, pod pending) or no longer scraped, and every other Valkey alert is blind"
+                f"{to_it}.",
             ),
             rule(
                 "ValkeyMemoryHigh",
