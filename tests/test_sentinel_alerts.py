@@ -16,7 +16,16 @@ from _synth import find, new_chart, objects
 from conftest import REPO
 from test_alerts import load_unit_test, promtool, run_promtool, runbook_anchors  # noqa: F401
 
-from cdk8s_valkey import AlertOptions, Alerts, ExporterSidecar, Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
+from cdk8s_valkey import (
+    AlertOptions,
+    Alerts,
+    ExporterOptions,
+    ExporterSidecar,
+    Sentinel,
+    SentinelOptions,
+    Valkey,
+    ValkeyStatefulSet,
+)
 from cdk8s_valkey.alerts import ALERT_NAMES as VALKEY_ALERT_NAMES
 from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
 from cdk8s_valkey.sentinel_alerts import ALERT_NAMES, SentinelAlertOptions, SentinelAlerts
@@ -33,7 +42,8 @@ def build(
 ) -> tuple[cdk8s.Chart, SentinelAlerts]:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey)
+    # One queue, for the queue alert of several pods (pods.yaml).
+    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     sentinel = Sentinel(chart, "sentinel", valkey=valkey, exporter=exporter, options=sentinel_options)
     alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter, options=alert_options)
     return chart, SentinelAlerts(chart, "sentinel-alerts", sentinel=sentinel, alerts=alerts, options=options)
@@ -255,7 +265,8 @@ def test_alerts_of_another_valkey_are_refused() -> None:
 def test_sentinel_without_exporter_is_refused() -> None:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey)
+    # One queue, for the queue alert of several pods (pods.yaml).
+    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     sentinel = Sentinel(chart, "sentinel", valkey=valkey)
     alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter)
     with pytest.raises(ValueError) as error:

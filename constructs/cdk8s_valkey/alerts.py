@@ -524,13 +524,12 @@ class Alerts(Construct):
             f'"queue", {promql_string(queue)}, "", ""), "threshold", "{threshold}", "", "")'
             for queue, threshold in thresholds.items()
         )
-        expr = (
-            "sum without (db, key) (\n"
-            f'  label_replace({keys}, "queue", "$1", "key", {capture})\n'
-            ")\n"
-            "> on (queue) group_left (threshold)\n"
-            f"(\n{vector}\n)"
-        )
+        waiting = f'sum without (db, key) (\n  label_replace({keys}, "queue", "$1", "key", {capture})\n)'
+        if len(self.valkey.pod_names) > 1:
+            # Every replica holds a copy of the queue: one alert per queue, from the largest copy
+            # (the primary's, unless a replica lags), not one per pod.
+            waiting = f"max by (namespace, service, queue) (\n{waiting}\n)"
+        expr = f"{waiting}\n> on (queue) group_left (threshold)\n(\n{vector}\n)"
         duration = prometheus_duration(queue_seconds)
         return [
             rule(
