@@ -22,9 +22,10 @@ from _synth import find, new_chart, objects
 from conftest import require_binary
 
 from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, SentinelOptions, Valkey, ValkeyStatefulSet
+from cdk8s_valkey._panels import JSON_WIDTH
 from cdk8s_valkey._promql import scope_matchers
 from cdk8s_valkey.alerts import CAPACITY_REVIEW_RATIO, MEMORY_CRITICAL_RATIO, MEMORY_WARNING_RATIO
-from cdk8s_valkey.dashboard import ALERT_PANELS, JSON_WIDTH, TIME_FROM, UID_MAX_LENGTH, Dashboard, DashboardOptions
+from cdk8s_valkey.dashboard import ALERT_PANELS, TIME_FROM, UID_MAX_LENGTH, Dashboard, DashboardOptions
 
 SCOPE = 'namespace="apps",service="valkey-metrics"'
 GRAFANA = "https://grafana.example.com"

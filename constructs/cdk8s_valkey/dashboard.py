@@ -4,23 +4,34 @@ Grafana sidecar."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cdk8s_plus_28 import k8s
 from constructs import Construct
-from grafana_foundation_sdk.builders import bargauge, gauge, prometheus, stat, timeseries
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common, dashboard
-from grafana_foundation_sdk.models.prometheus import QueryEditorMode
 
 from . import _labels, _registry
 from ._catalogue import ALERT_PANELS, CAPACITY_REVIEW_RATIO, MEMORY_CRITICAL_RATIO, MEMORY_WARNING_RATIO, WAITING_STATES
+from ._panels import (
+    BLUE,
+    BYTES,
+    BYTES_PER_SECOND,
+    DATASOURCE_VARIABLE,
+    GREEN,
+    ORANGE,
+    PER_SECOND,
+    RED,
+    SECONDS,
+    YELLOW,
+    PanelSpec,
+    RowSpec,
+    Target,
+    encode,
+    render_rows,
+)
 from ._promql import bullmq_keys, one_of, promql_string, re_escape, scope_matchers, series
 from ._validation import check_instance, check_labels
 from ._wiring import check_exporter_of
@@ -38,11 +49,9 @@ DEFAULT_FOLDER = "Valkey"
 MAX_FOLDER_LENGTH = 255  # a directory name on the sidecar's volume
 UID_MAX_LENGTH = 40  # Grafana refuses longer dashboard uids
 _UID_HASH_LENGTH = 8
-DATASOURCE_VARIABLE = "datasource"
 TIME_FROM = "now-3h"
 REFRESH = "30s"
 TAGS = ("valkey",)
-JSON_WIDTH = 100  # columns of the ConfigMap's JSON, before YAML indents it
 
 # The RSS of the server against the container limit: the fork of an AOF rewrite adds a second
 # process that the cgroup also counts, and 94-95 % of the limit is the highest peak measured
@@ -50,16 +59,6 @@ JSON_WIDTH = 100  # columns of the ConfigMap's JSON, before YAML indents it
 RSS_OF_LIMIT_WARNING = 0.90
 RSS_OF_LIMIT_CRITICAL = 0.95
 UPTIME_RECENT_SECONDS = 600  # an uptime below this is a restart the on-call should know of
-
-# Grafana units (https://grafana.com/docs/grafana/latest/panels-visualizations/configure-standard-options/).
-_BYTES = "bytes"
-_BYTES_PER_SECOND = "Bps"
-_SECONDS = "s"
-_RATIO = "percentunit"
-_PER_SECOND = "ops"
-_COUNT = "short"
-
-_GREEN, _YELLOW, _ORANGE, _RED, _BLUE = "green", "yellow", "orange", "red", "blue"
 
 _FOLDER_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -125,51 +124,6 @@ class DashboardOptions:
                 "63 lower-case letters, digits and '-', starting and ending with a letter or digit, or "
                 "None for the Valkey's namespace"
             )
-
-
-@dataclass(frozen=True)
-class Target:
-    """One query of a panel: PromQL and the legend of its series."""
-
-    expr: str
-    legend: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class PanelSpec:
-    """One panel as data; :func:`_render_panel` turns it into the Grafana panel.
-
-    ``kind`` is ``stat`` (a big number, instant query), ``gauge`` (a ratio 0-1 on a dial,
-    instant), ``bargauge`` (horizontal bars, instant) or ``timeseries`` (lines, range queries).
-    ``grid`` is ``(x, y, w, h)`` with ``y`` counted from the top of the panel's row.
-    ``thresholds`` are (value, colour) steps above ``base_color``; ``mappings`` (value, text,
-    colour); ``colors`` and ``dashed`` style a timeseries' series by legend."""
-
-    key: str
-    id: int
-    kind: str
-    title: str
-    description: str
-    targets: tuple[Target, ...]
-    grid: tuple[int, int, int, int]
-    unit: str = _COUNT
-    thresholds: tuple[tuple[float, str], ...] = ()
-    base_color: str = _GREEN
-    mappings: tuple[tuple[str, str, str], ...] = ()
-    text_mode: common.BigValueTextMode = common.BigValueTextMode.AUTO
-    display_name: str | None = None
-    no_value: str | None = None
-    colors: tuple[tuple[str, str], ...] = ()
-    dashed: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RowSpec:
-    """A row (Grafana's collapsible header) and the panels under it."""
-
-    id: int
-    title: str
-    panels: tuple[PanelSpec, ...]
 
 
 class Dashboard(Construct):
@@ -263,7 +217,7 @@ class Dashboard(Construct):
         self._per_pod = len(valkey.pod_names) > 1
         self._rows = self._row_specs()
         self._panels = {panel.key: panel for row in self._rows for panel in row.panels}
-        self.json = _encode(self._build().build())
+        self.json = encode(self._build().build())
         self._alert_panels = {alert: self._panels[key].id for alert, key in ALERT_PANELS.items() if key in self._panels}
 
         _registry.register(self, [("ConfigMap", self.name)])
@@ -438,9 +392,9 @@ class Dashboard(Construct):
                     "gone or not scraped (ValkeyMetricsAbsent).",
                     targets=(Target(m("up"), "{{pod}}"),),
                     grid=(0, 0, 4, 4),
-                    thresholds=((1, _GREEN),),
-                    base_color=_RED,
-                    mappings=(("1", "UP", _GREEN), ("0", "DOWN", _RED)),
+                    thresholds=((1, GREEN),),
+                    base_color=RED,
+                    mappings=(("1", "UP", GREEN), ("0", "DOWN", RED)),
                     no_value="no metrics",
                 ),
                 PanelSpec(
@@ -452,9 +406,9 @@ class Dashboard(Construct):
                     f"{UPTIME_RECENT_SECONDS // 60} minutes after a restart.",
                     targets=(Target(m("uptime_in_seconds"), "{{pod}}"),),
                     grid=(4, 0, 4, 4),
-                    unit=_SECONDS,
-                    base_color=_ORANGE,
-                    thresholds=((UPTIME_RECENT_SECONDS, _GREEN),),
+                    unit=SECONDS,
+                    base_color=ORANGE,
+                    thresholds=((UPTIME_RECENT_SECONDS, GREEN),),
                 ),
                 PanelSpec(
                     key="restarts",
@@ -470,7 +424,7 @@ class Dashboard(Construct):
                         ),
                     ),
                     grid=(8, 0, 4, 4),
-                    thresholds=((1, _ORANGE),),
+                    thresholds=((1, ORANGE),),
                 ),
                 PanelSpec(
                     key="eviction_policy",
@@ -487,7 +441,7 @@ class Dashboard(Construct):
                         ),
                     ),
                     grid=(12, 0, 4, 4),
-                    thresholds=((1, _RED),),
+                    thresholds=((1, RED),),
                     text_mode=common.BigValueTextMode.NAME,
                     display_name=(
                         "${__field.labels.pod} ${__field.labels.maxmemory_policy}"
@@ -504,7 +458,7 @@ class Dashboard(Construct):
                     "maxmemory and noeviction refused the write. Must stay 0.",
                     targets=(Target(or_zero(m("errors_total", 'err="OOM"')), legend("refused")),),
                     grid=(16, 0, 4, 4),
-                    thresholds=((1, _RED),),
+                    thresholds=((1, RED),),
                 ),
                 PanelSpec(
                     key="evicted_total",
@@ -515,7 +469,7 @@ class Dashboard(Construct):
                     "noeviction nothing is ever evicted, so any eviction means the policy was changed.",
                     targets=(Target(by(m("evicted_keys_total")), legend("evicted")),),
                     grid=(20, 0, 4, 4),
-                    thresholds=((1, _RED),),
+                    thresholds=((1, RED),),
                 ),
             ),
         )
@@ -555,8 +509,8 @@ class Dashboard(Construct):
                             ),
                         ),
                         grid=(0, 0, 8, 4),
-                        thresholds=((1, _BLUE),),
-                        mappings=(("1", "primary", _BLUE), ("0", "replica", _GREEN)),
+                        thresholds=((1, BLUE),),
+                        mappings=(("1", "primary", BLUE), ("0", "replica", GREEN)),
                         text_mode=common.BigValueTextMode.VALUE_AND_NAME,
                     ),
                     PanelSpec(
@@ -571,8 +525,8 @@ class Dashboard(Construct):
                             Target(f"{m('connected_slaves')}\nand on (namespace, service, pod)\n{primary}", "{{pod}}"),
                         ),
                         grid=(8, 0, 8, 4),
-                        base_color=_RED,
-                        thresholds=((max(to_write, 1), _ORANGE), (replicas, _GREEN)),
+                        base_color=RED,
+                        thresholds=((max(to_write, 1), ORANGE), (replicas, GREEN)),
                         text_mode=common.BigValueTextMode.VALUE_AND_NAME,
                     ),
                     PanelSpec(
@@ -584,9 +538,9 @@ class Dashboard(Construct):
                         "its primary (also during a full sync); ValkeyReplicationBroken after 5 minutes.",
                         targets=(Target(m("master_link_up"), "{{pod}}"),),
                         grid=(16, 0, 8, 4),
-                        base_color=_RED,
-                        thresholds=((1, _GREEN),),
-                        mappings=(("1", "UP", _GREEN), ("0", "DOWN", _RED)),
+                        base_color=RED,
+                        thresholds=((1, GREEN),),
+                        mappings=(("1", "UP", GREEN), ("0", "DOWN", RED)),
                         text_mode=common.BigValueTextMode.VALUE_AND_NAME,
                     ),
                     PanelSpec(
@@ -600,7 +554,7 @@ class Dashboard(Construct):
                         "cannot keep up, or its link is down.",
                         targets=(Target(lag, "{{pod}}"),),
                         grid=(0, 4, 12, 8),
-                        unit=_BYTES,
+                        unit=BYTES,
                     ),
                     PanelSpec(
                         key="replica_lag",
@@ -617,7 +571,7 @@ class Dashboard(Construct):
                             ),
                         ),
                         grid=(12, 4, 12, 8),
-                        unit=_SECONDS,
+                        unit=SECONDS,
                     ),
                 ),
             )
@@ -639,8 +593,8 @@ class Dashboard(Construct):
                             "(ValkeyPrimaryDisagreement); red: the Sentinel sees it down.",
                             targets=(Target(s("sentinel_master_status"), "{{pod}}: {{master_address}}"),),
                             grid=(0, 0, 12, 4),
-                            base_color=_RED,
-                            thresholds=((1, _GREEN),),
+                            base_color=RED,
+                            thresholds=((1, GREEN),),
                             text_mode=common.BigValueTextMode.NAME,
                         ),
                         PanelSpec(
@@ -654,8 +608,8 @@ class Dashboard(Construct):
                             "(ValkeySentinelDown).",
                             targets=(Target(s("sentinel_master_ok_sentinels"), "{{pod}}"),),
                             grid=(12, 0, 6, 4),
-                            base_color=_RED,
-                            thresholds=((sentinel.quorum, _ORANGE), (sentinel.replicas + 1, _GREEN)),
+                            base_color=RED,
+                            thresholds=((sentinel.quorum, ORANGE), (sentinel.replicas + 1, GREEN)),
                             text_mode=common.BigValueTextMode.VALUE_AND_NAME,
                         ),
                         PanelSpec(
@@ -667,8 +621,8 @@ class Dashboard(Construct):
                             f"up, of {replicas}: what it could promote.",
                             targets=(Target(s("sentinel_master_ok_slaves"), "{{pod}}"),),
                             grid=(18, 0, 6, 4),
-                            base_color=_RED,
-                            thresholds=((1, _ORANGE), (replicas, _GREEN)),
+                            base_color=RED,
+                            thresholds=((1, ORANGE), (replicas, GREEN)),
                             text_mode=common.BigValueTextMode.VALUE_AND_NAME,
                         ),
                     ),
@@ -701,8 +655,8 @@ class Dashboard(Construct):
                         Target(limit, legend("container limit")),
                     ),
                     grid=(0, 0, 12, 8),
-                    unit=_BYTES,
-                    colors=(("maxmemory", _ORANGE), ("container limit", _RED)),
+                    unit=BYTES,
+                    colors=(("maxmemory", ORANGE), ("container limit", RED)),
                     dashed=("maxmemory", "container limit"),
                 ),
                 PanelSpec(
@@ -721,9 +675,9 @@ class Dashboard(Construct):
                     ),
                     grid=(12, 0, 6, 8),
                     thresholds=(
-                        (CAPACITY_REVIEW_RATIO, _YELLOW),
-                        (MEMORY_WARNING_RATIO, _ORANGE),
-                        (MEMORY_CRITICAL_RATIO, _RED),
+                        (CAPACITY_REVIEW_RATIO, YELLOW),
+                        (MEMORY_WARNING_RATIO, ORANGE),
+                        (MEMORY_CRITICAL_RATIO, RED),
                     ),
                 ),
                 PanelSpec(
@@ -743,9 +697,9 @@ class Dashboard(Construct):
                     ),
                     grid=(18, 0, 6, 8),
                     thresholds=(
-                        (self.valkey.maxmemory_percent / 100, _YELLOW),
-                        (RSS_OF_LIMIT_WARNING, _ORANGE),
-                        (RSS_OF_LIMIT_CRITICAL, _RED),
+                        (self.valkey.maxmemory_percent / 100, YELLOW),
+                        (RSS_OF_LIMIT_WARNING, ORANGE),
+                        (RSS_OF_LIMIT_CRITICAL, RED),
                     ),
                 ),
             ),
@@ -783,7 +737,7 @@ class Dashboard(Construct):
                         Target(f"sum by ({cmd_by}) (rate({m('commands_total')}[$__rate_interval]))", legend("{{cmd}}")),
                     ),
                     grid=(8, 0, 8, 8),
-                    unit=_PER_SECOND,
+                    unit=PER_SECOND,
                 ),
                 PanelSpec(
                     key="oom_rate",
@@ -794,15 +748,15 @@ class Dashboard(Construct):
                     "refuses writes; BullMQ producers and workers fail. 0 while none was ever refused.",
                     targets=(Target(self._or_zero(f"rate({oom_errors}[$__rate_interval])"), legend("refused")),),
                     grid=(16, 0, 8, 8),
-                    unit=_PER_SECOND,
-                    colors=(("refused", _RED),),
+                    unit=PER_SECOND,
+                    colors=(("refused", RED),),
                 ),
             ),
         )
 
     def _persistence(self) -> RowSpec:
         m, by, legend = self._m, self._by_target, self._legend
-        ok_failed = (("1", "OK", _GREEN), ("0", "FAILING", _RED))
+        ok_failed = (("1", "OK", GREEN), ("0", "FAILING", RED))
         return RowSpec(
             30,
             "Persistence (AOF)",
@@ -816,8 +770,8 @@ class Dashboard(Construct):
                     "and Valkey refuses writes until it can write again.",
                     targets=(Target(m("aof_last_write_status"), "{{pod}}"),),
                     grid=(0, 0, 4, 4),
-                    base_color=_RED,
-                    thresholds=((1, _GREEN),),
+                    base_color=RED,
+                    thresholds=((1, GREEN),),
                     mappings=ok_failed,
                 ),
                 PanelSpec(
@@ -829,8 +783,8 @@ class Dashboard(Construct):
                     "disk is full; the AOF keeps growing and restarts replay more of it.",
                     targets=(Target(m("aof_last_bgrewrite_status"), "{{pod}}"),),
                     grid=(4, 0, 4, 4),
-                    base_color=_RED,
-                    thresholds=((1, _GREEN),),
+                    base_color=RED,
+                    thresholds=((1, GREEN),),
                     mappings=ok_failed,
                 ),
                 PanelSpec(
@@ -842,8 +796,8 @@ class Dashboard(Construct):
                     "disk writes happen meanwhile.",
                     targets=(Target(m("aof_rewrite_in_progress"), "{{pod}}"),),
                     grid=(0, 4, 4, 4),
-                    thresholds=((1, _BLUE),),
-                    mappings=(("0", "no", _GREEN), ("1", "rewriting", _BLUE)),
+                    thresholds=((1, BLUE),),
+                    mappings=(("0", "no", GREEN), ("1", "rewriting", BLUE)),
                 ),
                 PanelSpec(
                     key="aof_last_rewrite_duration",
@@ -854,8 +808,8 @@ class Dashboard(Construct):
                     "before the first.",
                     targets=(Target(m("aof_last_rewrite_duration_sec"), "{{pod}}"),),
                     grid=(4, 4, 4, 4),
-                    unit=_SECONDS,
-                    mappings=(("-1", "none yet", _GREEN),),
+                    unit=SECONDS,
+                    mappings=(("-1", "none yet", GREEN),),
                 ),
                 PanelSpec(
                     key="aof_size",
@@ -871,7 +825,7 @@ class Dashboard(Construct):
                         Target(by(m("aof_last_cow_size_bytes")), legend("last rewrite copy-on-write")),
                     ),
                     grid=(8, 0, 16, 8),
-                    unit=_BYTES,
+                    unit=BYTES,
                     dashed=("rewrite base",),
                 ),
             ),
@@ -908,8 +862,8 @@ class Dashboard(Construct):
                         Target(by(f"rate({m('expired_keys_total')}[$__rate_interval])"), legend("expired")),
                     ),
                     grid=(12, 0, 12, 8),
-                    unit=_PER_SECOND,
-                    colors=(("evicted", _RED),),
+                    unit=PER_SECOND,
+                    colors=(("evicted", RED),),
                 ),
             ),
         )
@@ -971,7 +925,7 @@ class Dashboard(Construct):
                         Target(by(f"rate({m('net_output_bytes_total')}[$__rate_interval])"), legend("sent")),
                     ),
                     grid=(0, 0, 24, 8),
-                    unit=_BYTES_PER_SECOND,
+                    unit=BYTES_PER_SECOND,
                 ),
             ),
         )
@@ -996,143 +950,7 @@ class Dashboard(Construct):
                 dashboard_builders.DatasourceVariable(DATASOURCE_VARIABLE).label("Prometheus").type("prometheus")
             )
         )
-        y = 0
-        for row in self._rows:
-            builder = builder.with_row(dashboard_builders.Row(row.title).id(row.id).grid_pos(_grid(0, y, 24, 1)))
-            y += 1
-            for panel in row.panels:
-                builder = builder.with_panel(
-                    _render_panel(panel, y, self._min_step, self.valkey.pod_names if self._per_pod else ())
-                )
-            y += max(panel.grid[1] + panel.grid[3] for panel in row.panels)
-        return builder
-
-
-_DATASOURCE = dashboard.DataSourceRef(type_val="prometheus", uid=f"${{{DATASOURCE_VARIABLE}}}")
-
-_Builder = stat.Panel | gauge.Panel | bargauge.Panel | timeseries.Panel
-
-
-def _render_panel(spec: PanelSpec, row_y: int, min_step: str, pods: Sequence[str]) -> _Builder:
-    """The Grafana panel of a :class:`PanelSpec` whose row starts at ``row_y``."""
-    x, y, w, h = spec.grid
-    instant = spec.kind != "timeseries"
-    queries = [
-        _query(chr(ord("A") + i), t.expr, t.legend, min_step, instant=instant) for i, t in enumerate(spec.targets)
-    ]
-    reduce = common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
-    panel: _Builder
-    if spec.kind == "stat":
-        panel = (
-            stat.Panel()
-            .unit(spec.unit)
-            .thresholds(_thresholds(spec.base_color, spec.thresholds))
-            .color_mode(common.BigValueColorMode.BACKGROUND)
-            .graph_mode(common.BigValueGraphMode.NONE)
-            .text_mode(spec.text_mode)
-            .reduce_options(reduce)
-        )
-        if spec.mappings:
-            panel = panel.mappings(_value_map(spec.mappings))
-        if spec.display_name is not None:
-            panel = panel.display_name(spec.display_name)
-        if spec.no_value is not None:
-            panel = panel.no_value(spec.no_value)
-    elif spec.kind == "gauge":
-        panel = (
-            gauge.Panel()
-            .unit(_RATIO)
-            .min(0)
-            .max(1)
-            .thresholds(_thresholds(_GREEN, spec.thresholds))
-            .show_threshold_markers(True)
-            .show_threshold_labels(False)
-            .reduce_options(reduce)
-        )
-    elif spec.kind == "bargauge":
-        panel = (
-            bargauge.Panel()
-            .unit(spec.unit)
-            .min(0)
-            .thresholds(_thresholds(_GREEN, spec.thresholds))
-            .display_mode(common.BarGaugeDisplayMode.BASIC)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(reduce)
-        )
-    else:
-        panel = _timeseries(spec, pods)
-    panel = panel.id(spec.id).title(spec.title).description(spec.description).datasource(_DATASOURCE)
-    panel = panel.grid_pos(_grid(x, row_y + y, w, h))
-    for query in queries:
-        panel = panel.with_target(query)
-    return panel
-
-
-def _timeseries(spec: PanelSpec, pods: Sequence[str]) -> timeseries.Panel:
-    """Lines over time; ``colors`` and ``dashed`` fix the look of series by legend (limits as
-    dashed lines, failures in red), of each of ``pods`` when the legends name them."""
-    panel = (
-        timeseries.Panel()
-        .unit(spec.unit)
-        .min(0)
-        .fill_opacity(10)
-        .line_width(1)
-        .show_points(common.VisibilityMode.NEVER)
-        .legend(
-            common_builders.VizLegendOptions()
-            .show_legend(True)
-            .display_mode(common.LegendDisplayMode.TABLE)
-            .placement(common.LegendPlacement.BOTTOM)
-            .calcs(["lastNotNull", "max"])
-        )
-        .tooltip(
-            common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING)
-        )
-    )
-    styles: dict[str, list[dashboard.DynamicConfigValue]] = {}
-    for legend, color in spec.colors:
-        fixed = {"mode": "fixed", "fixedColor": color}
-        styles.setdefault(legend, []).append(dashboard.DynamicConfigValue(id_val="color", value=fixed))
-    for legend in spec.dashed:
-        dash = {"fill": "dash", "dash": [10, 10]}
-        styles.setdefault(legend, []).append(dashboard.DynamicConfigValue(id_val="custom.lineStyle", value=dash))
-    for legend, properties in styles.items():
-        # byNames, not byName: its options are an object, which the 11.6 schema demands. With
-        # several pods a legend is "<pod> <legend>", one name per pod.
-        names = [f"{pod} {legend}" for pod in pods] if pods else [legend]
-        matcher = dashboard.MatcherConfig(id_val="byNames", options={"mode": "include", "names": names})
-        panel = panel.with_override(matcher, properties)
-    return panel
-
-
-def _query(ref: str, expr: str, legend: str, min_step: str, *, instant: bool) -> prometheus.Dataquery:
-    query = prometheus.Dataquery().ref_id(ref).expr(expr).legend_format(legend).editor_mode(QueryEditorMode.CODE)
-    query = query.interval(min_step)
-    return query.instant() if instant else query.range()
-
-
-def _encode(document: object) -> str:
-    """The dashboard as JSON, keys sorted and indented, an object or list that fits in
-    :data:`JSON_WIDTH` columns on one line: a change shows as a small diff, and the ConfigMap is
-    about a fifth smaller than with one value per line."""
-    plain = json.loads(JSONEncoder(sort_keys=True).encode(document))
-    return _compact(plain, 0, 0) + "\n"
-
-
-def _compact(value: Any, level: int, key_width: int) -> str:
-    flat = json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=False)
-    if not isinstance(value, dict | list) or not value or 2 * level + key_width + len(flat) <= JSON_WIDTH:
-        return flat
-    pad = "  " * (level + 1)
-    if isinstance(value, dict):
-        items = []
-        for key, item in sorted(value.items()):
-            prefix = json.dumps(key, ensure_ascii=False) + ": "
-            items.append(pad + prefix + _compact(item, level + 1, len(prefix)))
-    else:
-        items = [pad + _compact(item, level + 1, 0) for item in value]
-    brackets = "{}" if isinstance(value, dict) else "[]"
-    return brackets[0] + "\n" + ",\n".join(items) + "\n" + "  " * level + brackets[1]
+        return render_rows(builder, self._rows, self._min_step, self.valkey.pod_names if self._per_pod else ())
 
 
 def dashboard_uid(namespace: str | None, name: str) -> str:
@@ -1155,32 +973,3 @@ def _check_key(prop: str, key: str, what: str) -> None:
             f"{prop}: {key!r} is not a valid {what} key; use an optional DNS subdomain prefix and '/', "
             "then at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
         ) from None
-
-
-def _grid(x: int, y: int, w: int, h: int) -> dashboard.GridPos:
-    return dashboard.GridPos(h=h, w=w, x=x, y=y)
-
-
-def _thresholds(base_color: str, steps: Sequence[tuple[float, str]]) -> dashboard_builders.ThresholdsConfig:
-    # Grafana always reads the first step as -Infinity (it saves it as null, which the strict
-    # 11.6 schema refuses), so its value here is a placeholder below every other step.
-    base = min([0.0, *(value for value, _ in steps)])
-    return (
-        dashboard_builders.ThresholdsConfig()
-        .mode(dashboard.ThresholdsMode.ABSOLUTE)
-        .steps(
-            [dashboard.Threshold(value=base, color=base_color)]
-            + [dashboard.Threshold(value=value, color=color) for value, color in steps]
-        )
-    )
-
-
-def _value_map(mappings: Sequence[tuple[str, str, str]]) -> list[dashboard.ValueMapping]:
-    return [
-        dashboard.ValueMap(
-            options={
-                value: dashboard.ValueMappingResult(text=text, color=color, index=index)
-                for index, (value, text, color) in enumerate(mappings)
-            }
-        )
-    ]
