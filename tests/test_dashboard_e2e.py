@@ -49,6 +49,8 @@ from harness.servers import BASE_CONFIG, running_server, wait_for_pong
 from harness.servers import client as _servers_client
 from harness.synth import find, objects
 
+pytestmark = pytest.mark.root
+
 NODE_SCRIPT = REPO / "tests" / "node" / "bullmq_fill.mjs"
 SCRAPE_INTERVAL = "1s"
 
