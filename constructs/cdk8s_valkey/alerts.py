@@ -450,10 +450,31 @@ class Alerts(Construct):
         window = prometheus_duration(VOLUME_TREND_WINDOW_SECONDS)
         window_hours = f"{VOLUME_TREND_WINDOW_SECONDS // 3600} hours"
         horizon = f"{VOLUME_FULL_HORIZON_SECONDS // 3600} hours"
-        absent = "\nor\n".join(
-            f'label_replace(absent({series}), "metric", "{series.partition("{")[0]}", "", "")'
-            for series in (capacity, working_set, limit)
-        )
+
+        def absent_of(series: str, pod: str | None = None) -> str:
+            """The absence of ``series``, labelled with its metric (and the pod it is about)."""
+            found = f'label_replace(absent({series}), "metric", "{series.partition("{")[0]}", "", "")'
+            return f'label_replace({found}, "pod", "{pod}", "", "")' if pod is not None else found
+
+        pods = self.valkey.pod_names
+        if len(pods) == 1:
+            absent = "\nor\n".join(absent_of(series) for series in (capacity, working_set, limit))
+            up_of, its = "on ()", ""
+        else:
+            # Each pod's series apart (pods run on different nodes, scraped by different kubelets),
+            # and only while that pod's Valkey is up.
+            absent = "\nor\n".join(
+                term
+                for pod_name, claim_name in zip(pods, self.valkey.claim_names, strict=True)
+                for term in (
+                    absent_of(k8s("kubelet_volume_stats_capacity_bytes", f'persistentvolumeclaim="{claim_name}"'),
+                              pod_name),
+                    absent_of(k8s("container_memory_working_set_bytes", f'pod="{pod_name}"', 'container="valkey"')),
+                    absent_of(k8s("kube_pod_container_resource_limits", f'pod="{pod_name}"', 'container="valkey"',
+                                  'resource="memory"')),
+                )
+            )  # fmt: skip
+            up_of, its = "on (pod)", " pod {{ $labels.pod }}"
         return [
             rule(
                 "ValkeyVolumeFillingUp",
@@ -496,10 +517,10 @@ class Alerts(Construct):
             ),
             rule(
                 "ValkeyPodMetricsAbsent",
-                f"(\n{absent}\n)\nand on ()\n({self._m('up')} == 1)",
+                f"(\n{absent}\n)\nand {up_of}\n({self._m('up')} == 1)",
                 POD_METRICS_ABSENT_FOR_SECONDS,
                 f"No volume or container metrics for Valkey {target}",
-                f"Valkey {target} is up, but Prometheus has had no {{{{ $labels.metric }}}} series for it "
+                f"Valkey {target}{its} is up, but Prometheus has had no {{{{ $labels.metric }}}} series for it "
                 f"for {prometheus_duration(POD_METRICS_ABSENT_FOR_SECONDS)}: the alerts on its data volume "
                 "or container memory are blind. Scrape the kubelet (volume stats, cAdvisor) and "
                 "kube-state-metrics, or silence this alert where they cannot be had.",
