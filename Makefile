@@ -26,8 +26,13 @@ CRD_IMPORTS := \
 
 .PHONY: synth test deps dev-deps system-deps bench imports
 
+# The cdk8s CLI deletes its output directory before it runs the app. So synth writes a new
+# directory and puts it in place of dist/ only on success: a refused or failed synth leaves dist/
+# as it was. main.py's claim guard reads the previous dist/ from CDK8S_VALKEY_DIST.
 synth: deps
-	npx --no-install cdk8s synth --no-check-upgrade
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	CDK8S_VALKEY_DIST=dist npx --no-install cdk8s synth --no-check-upgrade --output "$$out/dist" && \
+	rm -rf dist && mv "$$out/dist" dist && ls dist/*.k8s.yaml
 
 test: dev-deps system-deps
 	$(VENV)/bin/python -m pytest

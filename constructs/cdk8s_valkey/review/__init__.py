@@ -8,9 +8,10 @@ from Python, ``review(old_objects, new_objects)`` returns a :class:`Report`.
 from ._load import ManifestError, NoRevisionError, load_git, load_path, parse
 from ._model import Finding, ObjectKey, ObjectReview, Report, Verdict
 from ._review import review
-from .guard import guard_claims
+from .guard import ClaimGuardError, guard_claims, guarded_synth
 
 __all__ = [
+    "ClaimGuardError",
     "Finding",
     "ManifestError",
     "NoRevisionError",
@@ -19,6 +20,7 @@ __all__ = [
     "Report",
     "Verdict",
     "guard_claims",
+    "guarded_synth",
     "load_git",
     "load_path",
     "parse",
