@@ -9,75 +9,17 @@ for byte.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_binary
+from _review import app_copy as _app
+from _review import commit as _commit
+from _review import run as _run
+from _review import tree as _tree
 
-APP_FILES = (
-    "main.py",
-    "cdk8s.yaml",
-    "Makefile",
-    "requirements.txt",
-    "requirements-dev.txt",
-    "requirements-scan.txt",
-    "pyproject.toml",
-    "package.json",
-    "package-lock.json",
-)
 PRODUCTION_SIZES = "    cdk8s.Size.gibibytes(1),\n    cdk8s.Size.gibibytes(10),\n"
 BARE = ("npx", "--no-install", "cdk8s", "synth", "--no-check-upgrade")
 MAKE = ("make", "synth")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t")
-    env["GIT_COMMITTER_EMAIL"] = "t@t"
-    # make and the CLI find their own tools, as from a shell in the checkout.
-    env.pop("CDK8S_OUTDIR", None)
-    env.pop("CDK8S_VALKEY_DIST", None)
-    return env
-
-
-def _run(app: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [require_binary(argv[0]), *argv[1:]],
-        cwd=app,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def _commit(app: Path, message: str) -> None:
-    for args in (("add", "-A"), ("commit", "-q", "-m", message)):
-        subprocess.run([require_binary("git"), *args], cwd=app, env=_env(), check=True, capture_output=True)
-
-
-def _app(tmp_path: Path, *, git: bool) -> Path:
-    """A copy of the team's app with the committed dist/, optionally as a git repository whose
-    HEAD holds it (as a clone does)."""
-    app = tmp_path / "app"
-    app.mkdir()
-    for name in APP_FILES:
-        shutil.copy2(REPO / name, app / name)  # keeps mtimes: make sees the dependencies as installed
-    shutil.copytree(REPO / "dist", app / "dist")
-    for shared in (".venv", "node_modules"):
-        (app / shared).symlink_to(REPO / shared)
-    (app / ".gitignore").write_text(".venv\nnode_modules\n")
-    if git:
-        subprocess.run([require_binary("git"), "init", "-q"], cwd=app, check=True)
-        _commit(app, "the app")
-    return app
-
-
-def _tree(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def _edit(app: Path, old: str, new: str) -> None:
@@ -105,7 +47,7 @@ CLASS_MESSAGE = (
 def test_the_cli_refuses_and_leaves_dist_as_it_was(
     tmp_path: Path, command: tuple[str, ...], change: tuple[str, str], message: str
 ) -> None:
-    app = _app(tmp_path, git=True)
+    app = _app(tmp_path, git_repo=True)
     before = _tree(app / "dist")
     _edit(app, *change)
     result = _run(app, *command)
@@ -122,7 +64,7 @@ def test_the_cli_refuses_and_leaves_dist_as_it_was(
 def test_make_synth_refuses_without_git_and_keeps_uncommitted_files(tmp_path: Path) -> None:
     # A tarball of the app, no .git: the Makefile still hands the guard the previous dist/, and
     # never touches dist/ on failure, a file of the user's own included.
-    app = _app(tmp_path, git=False)
+    app = _app(tmp_path, git_repo=False)
     (app / "dist" / "notes.txt").write_text("mine\n")
     before = _tree(app / "dist")
     _edit(app, *SHRINK)
@@ -135,7 +77,7 @@ def test_make_synth_refuses_without_git_and_keeps_uncommitted_files(tmp_path: Pa
 def test_lowering_memory_is_refused_with_the_size_to_set(tmp_path: Path) -> None:
     # storage_size left out follows memory_limit (3 x, at least 5Gi): 4Gi gives a 12Gi claim,
     # which grows in place and is synthesized; back to 3Gi would shrink it to 9Gi.
-    app = _app(tmp_path, git=True)
+    app = _app(tmp_path, git_repo=True)
     _edit(app, PRODUCTION_SIZES, "    cdk8s.Size.gibibytes(4),\n    None,  # type: ignore[arg-type]\n")
     grown = _run(app, *MAKE)
     assert grown.returncode == 0, grown.stderr

@@ -19,7 +19,13 @@ class ManifestError(ValueError):
 
 
 class NoRevisionError(LookupError):
-    """The git revision does not exist (a first commit, a shallow clone, a typo)."""
+    """The git revision does not exist (a first commit, a shallow clone, a typo), or two
+    revisions have no merge base in this clone (a shallow clone)."""
+
+    def __init__(self, rev: str, message: str | None = None) -> None:
+        super().__init__(rev)
+        self.rev = rev
+        self.message = message or f"no previous revision: {rev!r} names no commit in this clone"
 
 
 def parse(text: str, source: str) -> list[Manifest]:
@@ -108,6 +114,23 @@ def committed_files(rev: str, dist: Path, *, directory: bool) -> list[tuple[str,
             raise ManifestError(f"git show {rev}:{name}: {shown.stderr.decode(errors='replace').strip()}")
         files.append((name, shown.stdout))
     return files
+
+
+def merge_base(rev: str, dist: Path) -> str:
+    """The commit where HEAD's history left ``rev`` (a pull request's base): ``git merge-base``
+    in the repository holding ``dist``. NoRevisionError when ``rev`` names no commit, or when
+    the clone lacks the history that joins them (shallow)."""
+    root = _repo_root(dist.resolve())
+    if root is None:
+        raise ManifestError(f"{dist}: not inside a git work tree")
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode != 0:
+        raise NoRevisionError(rev)
+    base = _git(root, "merge-base", rev, "HEAD")
+    if base.returncode != 0:
+        shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+        why = "this clone is shallow: `git fetch --unshallow`" if shallow else "unrelated histories"
+        raise NoRevisionError(rev, f"no merge base of {rev!r} and HEAD ({why})")
+    return base.stdout.strip()
 
 
 def load_git(rev: str, dist: Path) -> list[Manifest]:
