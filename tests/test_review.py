@@ -11,6 +11,7 @@ exit_code from the current tool; read the diff before committing it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from _review import CASES, cli
-from conftest import require_binary
+from conftest import REPO, require_binary
 
 from cdk8s_valkey.__main__ import main
 from cdk8s_valkey.review import Verdict, load_path, review
@@ -253,3 +254,15 @@ def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> N
         "64  usage",
     ):
         assert line in out
+
+
+# --- docs/review.md ---------------------------------------------------------------------
+
+
+def test_the_examples_of_docs_review_are_golden_outputs() -> None:
+    # Each ```markdown block of the guide is a verbatim part of the golden case it names.
+    text = (REPO / "docs" / "review.md").read_text()
+    examples = re.findall(r"`tests/review_cases/([\w.-]+)`\)?:\n\n```markdown\n(.*?)```\n", text, re.S)
+    assert len(examples) == 3
+    for case, block in examples:
+        assert block in (CASES / case / "expected.md").read_text(), f"docs/review.md: the example of {case} is stale"
