@@ -1,4 +1,4 @@
-"""The rendered Valkey container, run locally through tests/podrunner.py, plus INFO helpers."""
+"""The rendered Valkey container, run locally through harness/podrunner.py, plus INFO helpers."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _review import CASES, app_copy, commit, git, run
+from harness.review import CASES, app_copy, commit, git, run
 
 CASE = CASES / "restarts-queue-added"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from _review import findings_for, rendering
-
 from cdk8s_valkey.review import ObjectKey, Report, Verdict, review
+from harness.review import findings_for, rendering
 
 
 def _obj(kind: str = "RecurringJob", api: str = "longhorn.io/v1beta2", **spec: Any) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _review import edited, findings_for, only, pod_container, rendering, review_edit
 
 from cdk8s_valkey.review import Verdict, review
 from cdk8s_valkey.review.pod_template import maxmemory
+from harness.review import edited, findings_for, only, pod_container, rendering, review_edit
 
 
 def _valkey(sts: dict[str, Any]) -> dict[str, Any]:

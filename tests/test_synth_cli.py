@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _review import app_copy as _app
-from _review import commit as _commit
-from _review import run as _run
-from _review import tree as _tree
+
+from harness.review import app_copy as _app
+from harness.review import commit as _commit
+from harness.review import run as _run
+from harness.review import tree as _tree
 
 PRODUCTION_SIZES = "    cdk8s.Size.gibibytes(1),\n    cdk8s.Size.gibibytes(10),\n"
 BARE = ("npx", "--no-install", "cdk8s", "synth", "--no-check-upgrade")

@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _synth import find
-from conftest import REPO, require_binary
-
 from cdk8s_valkey.review import Finding, Report, Verdict, load_path, review
+from harness.paths import REPO, require_binary
+from harness.synth import find
 
-CASES = Path(__file__).resolve().parent / "review_cases"
+CASES = REPO / "tests" / "review_cases"
 Objects = list[dict[str, Any]]
 
 
@@ -137,7 +136,10 @@ def app_copy(tmp_path: Path, *, git_repo: bool, dist: Path = REPO / "dist") -> P
     app.mkdir()
     for name in APP_FILES:
         (app / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, app / name)  # keeps mtimes: make sees the dependencies as installed
+        shutil.copy2(REPO / name, app / name)
+        if name.startswith(("requirements", "pyproject", "package")):
+            # Older than .venv/.deps and node_modules: make takes the shared dependencies as installed.
+            os.utime(app / name, (0, 0))
     # Fresh mtimes for dist/: git compares stat data, and a later copy of the same size must count.
     shutil.copytree(dist, app / "dist", copy_function=shutil.copy)
     for shared in (".venv", "node_modules"):
