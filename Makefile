@@ -2,6 +2,8 @@
 #   make synth   install the runtime dependencies, then `cdk8s synth` into dist/
 #   make test    install the test tools too, then run every test (pytest: also mypy and ruff)
 #   make review  what this branch's dist/ change does to a live cluster (docs/review.md)
+# And, on every edit:
+#   make test-fast  the fast tier: no real process, no root (pytest -m "not real"; harness/tiers.py)
 # And, for maintainers:
 #   make imports regenerate imports/ (the CRD bindings) from local CRD files, offline
 
@@ -25,7 +27,7 @@ IMPORTS_DIR ?= imports
 CRD_IMPORTS := \
 	cdk8s_valkey_longhorn:=longhorn.io_recurringjobs.yaml
 
-.PHONY: synth review test deps dev-deps system-deps bench imports
+.PHONY: synth review test test-fast deps dev-deps system-deps bench imports
 
 # The cdk8s CLI deletes its output directory before it runs the app. So synth writes a new
 # directory and puts it in place of dist/ only on success: a refused or failed synth leaves dist/
@@ -44,6 +46,9 @@ review: deps
 
 test: dev-deps system-deps
 	$(VENV)/bin/python -m pytest
+
+test-fast: dev-deps
+	$(VENV)/bin/python -m pytest -m "not real" -q
 
 bench: dev-deps system-deps
 	$(VENV)/bin/python -m bench

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._common import MANIFEST, podrunner, run, valkey_bin_dir
+from harness.paths import valkey_bin_dir
+
+from ._common import MANIFEST, podrunner, run
 
 
 def rendered_objects(extra_args: Sequence[str] = (), manifest: Path = MANIFEST) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ from cdk8s_valkey.review import Verdict, load_path, review
 from harness.paths import REPO, require_binary
 from harness.review import CASES, cli
 
+pytestmark = pytest.mark.real
+
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "old").is_dir())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 # The verdict a case's name promises, so a golden file cannot drift to another verdict unseen.

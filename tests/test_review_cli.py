@@ -13,7 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.review import CASES, app_copy, commit, git, run
+
+# make, the cdk8s CLI, git and Python subprocesses.
+pytestmark = pytest.mark.real
 
 CASE = CASES / "restarts-queue-added"
 

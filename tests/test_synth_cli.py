@@ -19,6 +19,9 @@ from harness.review import run as _run
 from harness.review import tree as _tree
 
 PRODUCTION_SIZES = "    cdk8s.Size.gibibytes(1),\n    cdk8s.Size.gibibytes(10),\n"
+# make, the cdk8s CLI, git and Python subprocesses.
+pytestmark = pytest.mark.real
+
 BARE = ("npx", "--no-install", "cdk8s", "synth", "--no-check-upgrade")
 MAKE = ("make", "synth")
 
