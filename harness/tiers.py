@@ -39,9 +39,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "real: runs a real process (server, exporter, Prometheus, CLI); not in the fast tier"
-    )
+    config.addinivalue_line("markers", "real: runs a real process (server, exporter, CLI); not in the fast tier")
     config.addinivalue_line("markers", "root: needs root (network namespaces, cgroups, loop devices); implies real")
     sys.addaudithook(_audit)
 
