@@ -133,7 +133,8 @@ function addProducer(c, open, rate, fire) {
 }
 const adder = (c, queue) => async (n) => {
   const id = `${c}-${n}`;
-  await confirmed(await queue.client, queue.add('drill', { id }, { jobId: id, removeOnComplete: false }));
+  // BullMQ 6: the raw ioredis connection of the adds is the backend's.
+  await confirmed(await queue.getBackend().client, queue.add('drill', { id }, { jobId: id, removeOnComplete: false }));
   acked.add(id);
 };
 const setter = (c, writer) => (n) => confirmed(writer, writer.set(`${WRITE_PREFIX}${c}:${n}`, String(n)));
