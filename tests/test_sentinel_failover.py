@@ -696,6 +696,8 @@ def assert_window_loss_only(figures: dict[str, Any]) -> None:
     if figures["lost_acked_between_s"]:
         first, last = figures["lost_acked_between_s"]
         assert figures["fault_lasted_s"] - 0.05 <= first and last <= switch + 2, f"lost outside the window: {figures}"
+    # No producer lost more than it sent from the fault to 2 s after the switch.
+    assert all(c["lost"] <= RATE * (switch + 2) for c in figures["clients"].values()), figures
     raise_if_lost(figures)
 
 
