@@ -2,12 +2,15 @@
 
 Every pod of the rendered StatefulSet (its ``valkey`` and ``sentinel`` containers, as the
 manifest says) runs in its own network namespace (tests/podnet.py), host names resolve as pod
-DNS would, and a client pod runs a BullMQ producer and worker and a plain writer that connect
-through the Sentinels with the options our docs recommend (tests/node/sentinel_drill.mjs).
+DNS would, and a client pod loads it as applications do, through the Sentinels with the options
+our docs recommend (tests/node/sentinel_drill.mjs): for plain SETs and for BullMQ adds each, an
+open-loop producer (100/s whatever the replies) and an awaiting one (100/s, one at a time), and a
+BullMQ Worker.
 
 Each fault drill measures and asserts: the time to a new writable primary, the time until the
-producer, the worker and the writer make progress again, jobs lost or run twice, acknowledged
-writes lost (every acknowledged write is read back from the final primary), and, from an
+producers and the worker make progress again, jobs run twice, acknowledged writes and jobs lost
+(every acknowledged write is read back, and every acknowledged job's record and completed state
+checked, on the final primary), and, from an
 observer that polls every pod through the pod's own loopback (like ``kubectl exec``, so a
 partition does not cut it off), that no two pods were writable primaries at the same time.
 Figures are printed and written to ``<pytest tmp>/sentinel-results/sentinel-<drill>.json``.
