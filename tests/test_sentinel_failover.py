@@ -10,9 +10,9 @@ BullMQ Worker.
 Each fault drill measures and asserts: the time to a new writable primary, the time until the
 producers and the worker make progress again, jobs run twice, acknowledged writes and jobs lost
 (every acknowledged write is read back, and every acknowledged job's record and completed state
-checked, on the final primary), and, from an
-observer that polls every pod through the pod's own loopback (like ``kubectl exec``, so a
-partition does not cut it off), that no two pods were writable primaries at the same time.
+checked, on the final primary), and, from an observer that polls every pod through the pod's
+own loopback (like ``kubectl exec``, so a partition does not cut it off), that no two pods were
+writable primaries at the same time.
 Figures are printed and written to ``<pytest tmp>/sentinel-results/sentinel-<drill>.json``.
 """
 
