@@ -1,7 +1,7 @@
 """Sentinel failover drills on real processes, against the rendered Sentinel topology.
 
 Every pod of the rendered StatefulSet (its ``valkey`` and ``sentinel`` containers, as the
-manifest says) runs in its own network namespace (tests/podnet.py), host names resolve as pod
+manifest says) runs in its own network namespace (harness/podnet.py), host names resolve as pod
 DNS would, and a client pod loads it as applications do, through the Sentinels with the options
 our docs recommend (tests/node/sentinel_drill.mjs): for plain SETs and for BullMQ adds each, an
 open-loop producer (100/s whatever the replies) and an awaiting one (100/s, one at a time), and a
@@ -33,10 +33,13 @@ from typing import Any
 import cdk8s
 import pytest
 import valkey
-from _node import NodeProcess, node_binary
-from _synth import new_chart, objects
-from podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
-from podrunner import BENCH_OUT, REPO, publish_results
+
+from harness.node import NodeProcess, node_binary
+from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
+from harness.podrunner import BENCH_OUT, REPO, publish_results
+from harness.synth import new_chart, objects
+
+pytestmark = pytest.mark.root
 
 SCRIPT = REPO / "tests" / "node" / "sentinel_drill.mjs"
 POLL_S = 0.05
