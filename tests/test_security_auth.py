@@ -226,8 +226,9 @@ def test_rendered_pod_takes_the_password_from_the_secret(hardened_objects: list[
     assert exporter["env"] == [{"name": "REDIS_PASSWORD", "valueFrom": ref}]
     assert not [a for a in exporter["args"] if "password" in a], "the password is never a flag"
     scripts = find(hardened_objects, "ConfigMap", "valkey-scripts")["data"]
-    assert sorted(scripts) == ["entrypoint.sh", "probe.sh", "requirepass.sh"]
+    assert sorted(scripts) == ["auth-lib.sh", "entrypoint.sh", "probe.sh", "requirepass.sh"]
     assert scripts["requirepass.sh"] == REQUIREPASS.read_text()
+    assert scripts["auth-lib.sh"] == (SCRIPTS / "auth-lib.sh").read_text()
     conf = find(hardened_objects, "ConfigMap", "valkey-config")["data"]["valkey.conf"]
     directives = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
     assert directives["protected-mode"] == "yes"
@@ -507,8 +508,10 @@ def test_password_survives_quoting(
 
 
 def test_requirepass_script_is_shellcheck_clean() -> None:
+    """requirepass.sh and auth-lib.sh, which it sources (and Sentinel's start too)."""
     result = subprocess.run(
-        [require_binary("shellcheck"), "-s", "sh", str(REQUIREPASS)],
+        [require_binary("shellcheck"), "-x", "-s", "sh", "requirepass.sh", "auth-lib.sh"],
+        cwd=SCRIPTS,
         capture_output=True,
         text=True,
         timeout=60,

@@ -76,6 +76,7 @@ STARTUP_BUDGET_FLOOR_SECONDS = 60
 # valkey-server on stdin and then runs the entrypoint. The env names are the tools' own:
 # valkey-cli (the probes) reads REDISCLI_AUTH itself.
 AUTH_SCRIPT = "requirepass.sh"
+AUTH_LIB = "auth-lib.sh"  # the config quoting requirepass.sh and Sentinel's start share
 PASSWORD_ENV = "VALKEY_PASSWORD"
 CLI_PASSWORD_ENV = "REDISCLI_AUTH"
 
@@ -205,10 +206,11 @@ class ValkeyStatefulSet(Construct):
             ``SecretKeyRef(name="valkey-auth", key="password")``. The kubelet puts it in the
             container's env; ``requirepass.sh`` hands it to valkey-server on stdin, never on a
             command line, and the probes use it through ``REDISCLI_AUTH``. An ExporterSidecar
-            gets it as ``REDIS_PASSWORD``. The library never creates or embeds a password. The
-            pod restarts when the reference changes, not when the Secret's content does
-            (docs/security.md: rotation). Default: no AUTH (ADR 0005): every client that can
-            reach the Service reads and writes every key.
+            gets it as ``REDIS_PASSWORD``. Under :class:`Sentinel` it is also every replica's
+            ``masterauth`` and the Sentinels' own password (docs/sentinel.md, AUTH). The library
+            never creates or embeds a password. The pod restarts when the reference changes, not
+            when the Secret's content does (docs/security.md: rotation). Default: no AUTH
+            (ADR 0005): every client that can reach the Service reads and writes every key.
         :param network_policy: Render ``NetworkPolicy <name>``: the Valkey pod accepts
             connections only on port 6379 and only from ``allowed_clients``, and opens none
             (Valkey needs no egress; the exporter uses localhost). Policies add up: an
@@ -330,6 +332,7 @@ class ValkeyStatefulSet(Construct):
         }
         if auth_secret is not None:
             scripts[AUTH_SCRIPT] = _scripts.script(AUTH_SCRIPT)
+            scripts[AUTH_LIB] = _scripts.script(AUTH_LIB)
         k8s.KubeConfigMap(
             self,
             "Config",
