@@ -32,6 +32,7 @@ from _node import NodeProcess, node_binary
 from _synth import new_chart, objects
 from podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
 from podrunner import REPO, publish_results
+from test_security_auth import new_password, resolve_secret_refs
 
 SCRIPT = REPO / "tests" / "node" / "sentinel_drill.mjs"
 POLL_S = 0.05
@@ -39,6 +40,16 @@ POLL_S = 0.05
 # apart (each pod is polled on its own thread every POLL_S): every overlap is reported in the
 # figures, only longer ones fail a drill.
 OVERLAP_RESOLUTION_S = 2 * POLL_S
+
+
+@dataclass
+class _Password:
+    value: str | None = None
+
+
+# The password of the running cluster (auth_secret), for the test's own clients (observer,
+# health checks, hammer); None without AUTH. Set by the `cluster` fixture.
+CLIENT_PASSWORD = _Password()
 
 # ioredis options our docs recommend on top of the Sentinel's wiring point `ioredis_options`
 # (sentinels, name, failoverDetector), which cannot carry functions. In sentinel_drill.mjs the
@@ -65,20 +76,26 @@ class Topology:
     sentinel_port: int
     down_after_s: float
     client_options: dict[str, Any]
+    password: str | None = None  # with auth_secret: the Secret's value, which the objects then hold
 
 
-def render_topology(**options: Any) -> Topology:
+def render_topology(*, password: str | None = None, **options: Any) -> Topology:
     """ValkeyStatefulSet + ExporterSidecar + Sentinel with ``SentinelOptions(**options)``, in
-    namespace ``apps``, as `cdk8s synth` writes them."""
+    namespace ``apps``, as `cdk8s synth` writes them. With ``password``: with ``auth_secret``, and
+    the kubelet's part done (every ``secretKeyRef`` holds ``password``)."""
     from cdk8s_valkey.exporter_sidecar import ExporterSidecar
     from cdk8s_valkey.sentinel import Sentinel, SentinelOptions
-    from cdk8s_valkey.valkey_statefulset import ValkeyStatefulSet
+    from cdk8s_valkey.valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
     chart = new_chart()
-    valkey_sts = ValkeyStatefulSet(chart, "valkey")
+    secret = SecretKeyRef(name="valkey-auth", key="password") if password is not None else None
+    valkey_sts = ValkeyStatefulSet(chart, "valkey", auth_secret=secret)
     exporter = ExporterSidecar(chart, "metrics", valkey=valkey_sts)
     sentinel = Sentinel(chart, "sentinel", valkey=valkey_sts, exporter=exporter, options=SentinelOptions(**options))
     objs = objects(chart)
+    if secret is not None:
+        objs = resolve_secret_refs(objs, {(secret.name, secret.key): password or ""})
+        assert sentinel.ioredis_secret_options == {"password": secret, "sentinelPassword": secret}
     template = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == sentinel.config_map_name)
     match = re.search(rf"^sentinel down-after-milliseconds {re.escape(sentinel.master_name)} (\d+)$",
                       template["data"]["sentinel.conf"], flags=re.MULTILINE)  # fmt: skip
@@ -89,6 +106,7 @@ def render_topology(**options: Any) -> Topology:
         sentinel_port=sentinel.sentinel_port,
         down_after_s=int(match.group(1)) / 1000,
         client_options={**sentinel.ioredis_options, **CLIENT_EXTRAS},
+        password=password,
     )
 
 
@@ -149,7 +167,9 @@ class Observer:
             state, detail = "absent", ""
             if sandbox is not None:
                 if client is None:
-                    client = sandbox.valkey_client(6379, socket_timeout=0.3, socket_connect_timeout=0.3)
+                    client = sandbox.valkey_client(
+                        6379, socket_timeout=0.3, socket_connect_timeout=0.3, password=CLIENT_PASSWORD.value
+                    )
                 try:
                     if min_write < 0:
                         min_write = int(client.config_get("min-replicas-to-write")["min-replicas-to-write"])
@@ -263,11 +283,11 @@ class Cluster:
 
     @staticmethod
     def valkey(pod: NetPod) -> valkey.Valkey:
-        return pod.client("valkey", socket_timeout=2, decode_responses=True)
+        return pod.client("valkey", socket_timeout=2, decode_responses=True, password=CLIENT_PASSWORD.value)
 
     @staticmethod
     def sentinel(pod: NetPod) -> valkey.Valkey:
-        return pod.client("sentinel", socket_timeout=2, decode_responses=True)
+        return pod.client("sentinel", socket_timeout=2, decode_responses=True, password=CLIENT_PASSWORD.value)
 
     def health(self) -> str:
         """'' when healthy: every pod up, one primary, the others its replicas with the link up,
@@ -333,8 +353,15 @@ def topology() -> Topology:
 
 
 @pytest.fixture(scope="module")
-def cluster(topology: Topology, tmp_path_factory: pytest.TempPathFactory, pod_bin_dir: Path) -> Iterator[Cluster]:
+def cluster(
+    request: pytest.FixtureRequest, topology: Topology, tmp_path_factory: pytest.TempPathFactory, pod_bin_dir: Path
+) -> Iterator[Cluster]:
+    """The rendered topology running; ``indirect`` parameter "auth": rendered with auth_secret (a
+    password that needs quoting everywhere), every client of the drill authenticating."""
+    if getattr(request, "param", None) == "auth":
+        topology = render_topology(password=new_password()[0])
     root = tmp_path_factory.mktemp("sentinel")
+    CLIENT_PASSWORD.value = topology.password
     with PodNetwork() as network:
         sts = NetStatefulSet(topology.objects, network=network, root=root, bin_dir=pod_bin_dir)
         try:
@@ -345,6 +372,7 @@ def cluster(topology: Topology, tmp_path_factory: pytest.TempPathFactory, pod_bi
             yield cluster
         finally:
             sts.close()
+            CLIENT_PASSWORD.value = None
 
 
 @pytest.fixture
@@ -378,6 +406,9 @@ class Drill:
             "QUIET_MS": "8000",
             "DEADLINE_MS": "90000",
         }
+        if cluster.topology.password is not None:
+            # Set as ioredis `password` and `sentinelPassword` (Sentinel.ioredis_secret_options).
+            env["VALKEY_PASSWORD"] = cluster.topology.password
         self.prefix = env["WRITE_PREFIX"]
         self.process = NodeProcess([*cluster.client_pod.exec_prefix(), node_binary(), str(SCRIPT)], env)
         self.process.wait_for(lambda e: e["ev"] == "ready", 20, "the drill clients to connect through the Sentinels")
@@ -528,7 +559,8 @@ def run_drill(cluster: Cluster, old: NetPod, fault: Fault) -> dict[str, Any]:
     if t_restore is not None and rejoined is not None:
         figures["fault_lasted_s"] = round(t_restore - t_fault, 3)
         figures["old_primary_replica_again_s_after_restore"] = round(rejoined.t - t_restore, 3)
-    publish_results(f"sentinel-{fault.name}", figures, tmp_dir=cluster.results)
+    auth = "-auth" if cluster.topology.password is not None else ""
+    publish_results(f"sentinel-{fault.name}{auth}", figures, tmp_dir=cluster.results)
     return figures
 
 
@@ -572,7 +604,11 @@ class Hammer:
         while not self._stop.wait(0.02):
             if self.pod.sandbox is not sandbox:
                 sandbox = self.pod.sandbox
-                client = None if sandbox is None else sandbox.valkey_client(6379, socket_timeout=0.5)
+                client = (
+                    None
+                    if sandbox is None
+                    else sandbox.valkey_client(6379, socket_timeout=0.5, password=CLIENT_PASSWORD.value)
+                )
             if client is None:
                 continue
             i += 1
@@ -711,6 +747,44 @@ def test_stop_every_pod_then_start_them_in_another_order(cluster: Cluster, healt
     publish_results("sentinel-stop-all", figures, tmp_dir=cluster.results)
     assert figures["keys_missing"] == 0, figures
     assert primaries_seen == [new_primary.name] and overlaps == [], figures
+
+
+# --- the same drills with auth_secret --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_kill_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    """As test_kill_the_primary_under_bullmq, everything authenticating: replicas (masterauth),
+    Sentinels (auth-pass, sentinel-pass), the scripts, and the clients (password and
+    sentinelPassword). Same goals."""
+    figures = run_drill(cluster, healthy, KILL)
+    assert_no_loss(figures)
+    d = cluster.d
+    assert figures["writer_resumed_s"] is not None and figures["writer_resumed_s"] <= d + 2, figures
+    assert figures["producer_resumed_s"] is not None and figures["producer_resumed_s"] <= d + 3, figures
+    assert figures["worker_resumed_s"] is not None and figures["worker_resumed_s"] <= d + 3, figures
+    # No trace of the password in any container's log or on any claim (the Sentinel's own file
+    # with it lives on the memory volume).
+    password = cluster.topology.password
+    assert password is not None
+    patterns = [password.encode(), password.replace("\\", "\\\\").replace('"', '\\"').encode()]
+    for pod in cluster.sts.pods:
+        for name in ("valkey", "sentinel"):
+            assert not [p for p in patterns if p in pod.logs(name).encode()], f"password in {pod.name}/{name} log"
+    claim_files = [p for p in cluster.sts.claims_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "sentinel.conf" for p in claim_files)
+    for path in claim_files:
+        assert not [p for p in patterns if p in path.read_bytes()], f"password in {path}"
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_freeze_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    assert_no_loss(run_drill(cluster, healthy, FREEZE))
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_partition_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    assert_no_loss(run_drill(cluster, healthy, PARTITION))
 
 
 # --- migration ------------------------------------------------------------------------------------

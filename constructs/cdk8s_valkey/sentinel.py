@@ -31,6 +31,7 @@ from .exporter_sidecar import PASSWORD_ENV as EXPORTER_PASSWORD_ENV
 from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
 from .topology import DATA_VOLUME, Topology
 from .valkey_statefulset import (
+    AUTH_LIB,
     CLI_PASSWORD_ENV,
     DATA_DIR,
     MAX_REPLICAS,
@@ -543,6 +544,7 @@ class Sentinel(Construct):
             return []
         return [
             _plain.value_env("VALKEY_SENTINEL_CONFIG", f"{RUN_DIR}/{TEMPLATE}"),
+            _plain.value_env("VALKEY_AUTH_LIB", f"{SCRIPTS_DIR}/{AUTH_LIB}"),
             *(_plain.secret_env(name, secret.name, secret.key) for name in (PASSWORD_ENV, CLI_PASSWORD_ENV)),
         ]
 

@@ -49,6 +49,11 @@ const message = (err) => String(err?.message ?? err);
 function connectionOptions(extra = {}) {
   const { retryStrategy, reconnectOnError, ...rest } = CLIENT_OPTIONS;
   const options = { sentinels: SENTINELS, name: MASTER_NAME, ...rest, ...extra };
+  if (process.env.VALKEY_PASSWORD) {
+    // AUTH: the nodes' and the Sentinels' password (Sentinel.ioredis_secret_options), from the env.
+    options.password = process.env.VALKEY_PASSWORD;
+    options.sentinelPassword = process.env.VALKEY_PASSWORD;
+  }
   if (retryStrategy) {
     const { stepMs, maxMs } = retryStrategy;
     options.retryStrategy = (times) => Math.min(stepMs * times, maxMs);
