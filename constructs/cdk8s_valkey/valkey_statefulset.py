@@ -134,8 +134,12 @@ class ValkeyStatefulSet(Construct):
     - with ``network_policy``: ``NetworkPolicy <name>``, port 6379 open to ``allowed_clients``
       only, no egress.
 
-    Other constructs attach to it through :meth:`add_container` and the read-only
-    attributes (``service_name``, ``port``, ``match_labels``, ``url``, ...).
+    It owns its pod as data (:attr:`pod_model`) and its :attr:`topology`, and renders both once,
+    at synth. Other constructs contribute to the pod through the model's public methods (or
+    :meth:`add_container`, :meth:`add_volume`, ...), set another topology
+    (:meth:`set_topology`, as :class:`Sentinel` does) before any option reads it, and wire
+    against the read-only attributes (``service_name``, ``port``, ``match_labels``, ``url``,
+    ``pod_names``, ``claim_names``, ...). None of them edits the rendered JSON.
     """
 
     def __init__(
