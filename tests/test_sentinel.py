@@ -10,10 +10,7 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
-from _crd_schema import validate_crd_object
-from _synth import container, find, load_all, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
-from conftest import REPO
 
 from cdk8s_valkey import (
     ExporterSidecar,
@@ -27,6 +24,9 @@ from cdk8s_valkey import (
 )
 from cdk8s_valkey.review import guard_claims
 from cdk8s_valkey.valkey_statefulset import CLAIM_TEMPLATE_STORAGE
+from harness.crd_schema import validate_crd_object
+from harness.paths import REPO
+from harness.synth import container, find, load_all, new_chart, objects, to_yaml
 
 HOSTS = tuple(f"valkey-{i}.valkey-headless.apps.svc" for i in range(3))
 

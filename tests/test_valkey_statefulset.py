@@ -11,10 +11,10 @@ import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
 import yaml
-from _synth import container, find, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
 
 from cdk8s_valkey import ExporterSidecar, PodOptions, Sentinel, Topology, ValkeyStatefulSet
+from harness.synth import container, find, new_chart, objects, to_yaml
 
 EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "PersistentVolumeClaim", "StatefulSet"]
 
