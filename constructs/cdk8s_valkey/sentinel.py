@@ -236,8 +236,9 @@ class Sentinel(Construct):
     - ``ConfigMap <name>-sentinel``: the Sentinel configuration template and the scripts;
     - ``Service <name>-sentinel`` on 26379 for clients (ioredis ``sentinels``), and the
       headless Service publishing every pod's name even while it is not ready;
-    - the client Service ``<name>`` loses its selector: a Service would send clients to replicas
-      as well, where writes fail with READONLY. Clients connect through the Sentinels;
+    - the client Service ``<name>`` has no selector (the topology's clients use the Sentinels): a
+      Service would send clients to replicas as well, where writes fail with READONLY. A primary
+      endpoint can point it elsewhere (:meth:`ValkeyStatefulSet.set_client_service_selector`);
     - with ``exporter``: a ``sentinel-exporter`` container (redis_exporter reading the local
       Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``;
     - with the Valkey's ``network_policy``: ``NetworkPolicy <name>-sentinel``, added to the
@@ -245,8 +246,11 @@ class Sentinel(Construct):
       Sentinels) and DNS (host names), its ``allowed_clients`` reach the Sentinels, and the
       exporter's ``metrics_namespace`` the Sentinel exporter.
 
-    Create it right after the ExporterSidecar and before the Alerts and anything else that
-    reads the Valkey's pods (``Valkey(..., sentinel=SentinelOptions())`` does).
+    It sets the Valkey's :class:`Topology` (``sentinel``, ``replicas + 1`` pods), which every
+    option renders for, and contributes its containers, env, volumes and hooks to the Valkey's
+    pod model. Create it right after the ExporterSidecar and before the Alerts and anything else
+    that reads the Valkey's topology (``Valkey(..., sentinel=SentinelOptions())`` does); a
+    topology already read for one pod is refused with the name of what read it.
     """
 
     def __init__(

@@ -356,26 +356,26 @@ class ValkeyStatefulSet(Construct):
             # value in the same key does not (docs/security.md: rotation).
             self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
-        # Both Services render their spec at synth, from the topology (and the client Service
-        # from set_client_service_selector).
-        self.headless_service = _plain.RenderedApiObject(
+        # Both Services render from the topology (and the client Service from
+        # set_client_service_selector): here, and again by this construct when either changes.
+        self.headless_service = _plain.api_object(
             self,
             "HeadlessService",
             api_version="v1",
             kind="Service",
             name=self.headless_service_name,
             labels=self.labels,
-            render=self._headless_service_spec,
+            spec=self._headless_service_spec(),
         )
-        self.service = _plain.RenderedApiObject(
+        self.service = _plain.api_object(
             self,
             "Service",
             api_version="v1",
             kind="Service",
             name=self.service_name,
             labels=self.labels,
-            annotations=self._service_annotations or None,
-            render=self._client_service_spec,
+            annotations=self._service_annotations,
+            spec=self._client_service_spec(),
         )
         self.claim = self._claim("Data", self.claim_name)
         self.claims: list[k8s.KubePersistentVolumeClaim] = [self.claim]
@@ -509,6 +509,7 @@ class ValkeyStatefulSet(Construct):
             self.statefulset.add_dependency(claim)
         if client_note is not None and not self._client_selector_set:
             self.service.metadata.add_annotation(CLIENTS_ANNOTATION, client_note)
+        self._render_services()
 
     def set_client_service_selector(self, selector: Mapping[str, str] | None, *, note: str | None = None) -> None:
         """Point the client Service ``<name>`` at other pods (a primary endpoint such as HAProxy),
@@ -524,6 +525,7 @@ class ValkeyStatefulSet(Construct):
         self._client_selector_set = True
         if note is not None:
             self.service.metadata.add_annotation(CLIENTS_ANNOTATION, note)
+        self._render_services()
 
     def add_claim_labels(self, labels: Mapping[str, str]) -> None:
         """Label every data claim of the topology (a backup schedule's group, ...). Reads the
@@ -591,6 +593,11 @@ class ValkeyStatefulSet(Construct):
 
     def _service_port(self) -> _plain.JsonObject:
         return {"name": "valkey", "port": self.port, "targetPort": "valkey", "protocol": "TCP"}
+
+    def _render_services(self) -> None:
+        """Render both Services' spec again (one JSON patch each replaces the whole ``spec``)."""
+        _plain.set_spec(self.headless_service, self._headless_service_spec())
+        _plain.set_spec(self.service, self._client_service_spec())
 
     def _headless_service_spec(self) -> _plain.JsonObject:
         return {
