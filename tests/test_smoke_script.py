@@ -36,6 +36,8 @@ from harness.paths import REPO, free_port, require_binary
 from harness.podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
 from harness.synth import find, new_chart, objects
 
+pytestmark = pytest.mark.root
+
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
 SECRET = SecretKeyRef(name="valkey-auth", key="password")
 PASSWORD = "smoke-test-password"

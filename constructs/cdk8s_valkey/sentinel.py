@@ -14,6 +14,7 @@ from cdk8s_plus_28 import k8s
 from constructs import Construct
 
 from . import _labels, _plain, _registry, _scripts
+from ._promql import prometheus_duration as _prometheus_duration
 from ._validation import (
     check_cpu,
     check_duration,
@@ -26,7 +27,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar
 from .exporter_sidecar import PASSWORD_ENV as EXPORTER_PASSWORD_ENV
 from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
 from .topology import DATA_VOLUME, Topology
@@ -397,6 +398,18 @@ class Sentinel(Construct):
     def sentinel_port(self) -> int:
         """The Sentinels' port, 26379."""
         return self.port
+
+    @property
+    def producer_ioredis_options(self) -> dict[str, Any]:
+        """:attr:`ioredis_options` plus ``commandTimeout`` 500 ms, for connections that only
+        produce (a BullMQ ``Queue``, an app's writes), never a Worker's. A primary frozen until a
+        replica is promoted acknowledges, when it thaws, every command queued meanwhile, and the
+        failover discards them (Sentinel's residual window, docs/sentinel.md): with the timeout
+        those commands fail instead, so only the last 500 ms of the freeze and the time until the
+        switch are lost, whatever the freeze lasted. The price: commands slower than 500 ms fail,
+        and a command that timed out may still have been applied, so retry idempotently (a BullMQ
+        ``jobId``)."""
+        return {**self.ioredis_options, "commandTimeout": 500}
 
     @property
     def ioredis_options(self) -> dict[str, Any]:
