@@ -5,6 +5,7 @@ from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .primary_endpoint import PrimaryEndpoint, PrimaryEndpointOptions
 from .sentinel import Sentinel, SentinelOptions
 from .sentinel_alerts import SentinelAlertOptions, SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
@@ -22,6 +23,8 @@ __all__ = [
     "ExporterOptions",
     "ExporterSidecar",
     "PodOptions",
+    "PrimaryEndpoint",
+    "PrimaryEndpointOptions",
     "RecurringJobSchedule",
     "SecretKeyRef",
     "Sentinel",
