@@ -47,8 +47,8 @@ DNS_PORT = 53
 # keeps a primary thawed after a freeze out until the Sentinels have moved on. A Sentinel's
 # answer counts at once either way: it is what the routing rule compares.
 CHECK_INTERVAL = "1s"
-VALKEY_CHECK = "inter 1s fastinter 500ms downinter 1s fall 2 rise 2"
-SENTINEL_CHECK = "inter 1s fall 1 rise 1"
+VALKEY_CHECK = "inter 1s fastinter 500ms downinter 500ms fall 2 rise 2"
+SENTINEL_CHECK = "inter 1s downinter 500ms fall 1 rise 1"
 # The pod's name: the image's own health frontend on HEALTH_PORT answers while HAProxy runs.
 TERMINATION_GRACE_SECONDS = 10
 
@@ -380,9 +380,9 @@ def render_config(
         "    tcp-check send PING\\r\\n",
         "    tcp-check expect string +PONG",
         "    tcp-check send INFO\\ replication\\r\\n",
-        "    tcp-check expect string role:master",
-        "    tcp-check send QUIT\\r\\n",
-        "    tcp-check expect string +OK",
+        # min-recv: the first packet decides (a replica says role:slave there); without it a
+        # mismatch waits for the check timeout, and a new primary is seen a second later.
+        f"    tcp-check expect min-recv {len('role:master')} string role:master",
     ]
     qualifies = [
         f"{{ srv_is_up(primary/node{i}) }} {{ nbsrv(sentinels-name-node{i}) ge {quorum} }}"
@@ -405,9 +405,7 @@ def render_config(
             # A Sentinel without a password answers -ERR to AUTH; a wrong password is -WRONGPASS.
             *(_auth_check("rstring ^(\\+OK|-ERR\\ AUTH)") if auth else []),
             f"    tcp-check send SENTINEL\\ get-master-addr-by-name\\ {master_name}\\r\\n",
-            f"    tcp-check expect string {announced}\\r\\n",
-            "    tcp-check send QUIT\\r\\n",
-            "    tcp-check expect string +OK",
+            f"    tcp-check expect min-recv {len(announced) + 2} string {announced}\\r\\n",
         ]
         lines += [
             f"    server sentinel{j} {host}:{sentinel_port} " + server.format(SENTINEL_CHECK)
