@@ -97,7 +97,7 @@ def test_config_routes_on_role_and_a_quorum_of_sentinels() -> None:
         assert f"    server sentinel{i} {host}.cluster.local:26379 " in text
     assert "tcp-check send SENTINEL\\ get-master-addr-by-name\\ valkey\\r\\n" in text
     assert "string role:master" in text
-    assert "AUTH" not in text
+    assert "send-lf" not in text and "VALKEY_PASSWORD" not in text
 
 
 def test_options() -> None:
