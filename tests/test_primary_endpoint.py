@@ -13,7 +13,7 @@ from typing import Any
 import cdk8s
 import kubernetes_validate
 import pytest
-from _synth import find, new_chart, objects, to_yaml
+from _synth import find, new_chart, objects
 from cdk8s_plus_28 import k8s
 from conftest import require_binary
 
@@ -46,7 +46,7 @@ def test_defaults_snapshot(yaml_snapshot: Any) -> None:
 
 
 def test_client_service_selects_the_haproxy_pods() -> None:
-    chart, valkey = build()
+    chart, _valkey = build()
     objs = objects(chart)
     service = find(objs, "Service", "valkey")
     deployment = find(objs, "Deployment", "valkey-endpoint")
@@ -58,7 +58,10 @@ def test_client_service_selects_the_haproxy_pods() -> None:
     assert "through HAProxy" in service["metadata"]["annotations"]["cdk8s-valkey/clients"]
     # The Valkey pods' selectors never pick the HAProxy pods (StatefulSet, headless and Sentinel Services).
     sts = find(objs, "StatefulSet")
-    for selector in (sts["spec"]["selector"]["matchLabels"], find(objs, "Service", "valkey-sentinel")["spec"]["selector"]):
+    for selector in (
+        sts["spec"]["selector"]["matchLabels"],
+        find(objs, "Service", "valkey-sentinel")["spec"]["selector"],
+    ):
         assert not all(labels.get(k) == v for k, v in selector.items()), selector
 
 
@@ -101,7 +104,7 @@ def test_config_routes_on_role_and_a_quorum_of_sentinels() -> None:
 
 
 def test_options() -> None:
-    chart, valkey = build(
+    chart, _valkey = build(
         PrimaryEndpointOptions(
             replicas=1,
             image="haproxy:2.6.12",
@@ -149,7 +152,9 @@ def test_network_policies() -> None:
     objs = objects(chart)
     own = find(objs, "NetworkPolicy", "valkey-endpoint")["spec"]
     assert own["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "valkey-endpoint"
-    assert own["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 6379, "protocol": "TCP"}]}]
+    assert own["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 6379, "protocol": "TCP"}]}
+    ]
     to_valkey, dns = own["egress"]
     assert to_valkey["to"] == [{"podSelector": {"matchLabels": valkey.server.match_labels}}]
     assert [p["port"] for p in to_valkey["ports"]] == [6379, 26379]
@@ -192,7 +197,10 @@ def pod_spec_annotations(chart: cdk8s.Chart) -> dict[str, str]:
         ({"max_connections": 0}, "max_connections: 0 is not allowed; use a whole number from 1 to 100000"),
         ({"image": "haproxy:3.2"}, "image: 'haproxy:3.2' uses the moving tag '3.2'"),
         ({"image": "haproxy"}, "image: 'haproxy' has no tag"),
-        ({"memory_limit": cdk8s.Size.mebibytes(16)}, "memory_limit: 16Mi is too small to run HAProxy; use at least 32Mi"),
+        (
+            {"memory_limit": cdk8s.Size.mebibytes(16)},
+            "memory_limit: 16Mi is too small to run HAProxy; use at least 32Mi",
+        ),
         ({"cluster_domain": "Not A Domain"}, "cluster_domain: 'Not A Domain'"),
     ],
 )

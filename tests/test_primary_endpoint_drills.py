@@ -159,7 +159,7 @@ class EndpointPod:
                 start_new_session=True,
             )
         endpoint = cls(sandbox, process, log, dns)
-        wait_until(lambda: endpoint.healthy(), 10, f"haproxy answering on {endpoint.sandbox.ip}:8404")
+        wait_until(endpoint.healthy, 10, f"haproxy answering on {endpoint.sandbox.ip}:8404")
         return endpoint
 
     def healthy(self) -> bool:

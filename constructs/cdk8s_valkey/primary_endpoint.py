@@ -339,8 +339,10 @@ def _port(port: int, protocol: str = "TCP") -> k8s.NetworkPolicyPort:
 def _auth_check(accept: str) -> list[str]:
     """AUTH as a RESP array, with the password's length and bytes read from the environment when
     the check runs: any password works (no quoting), and none is in the configuration."""
+    password = f"%[env({PASSWORD_ENV})]"
+    length = f"%[env({PASSWORD_ENV}),length]"
     return [
-        f"    tcp-check send-lf *2\\r\\n$4\\r\\nAUTH\\r\\n$%[env({PASSWORD_ENV}),length]\\r\\n%[env({PASSWORD_ENV})]\\r\\n",
+        f"    tcp-check send-lf *2\\r\\n$4\\r\\nAUTH\\r\\n${length}\\r\\n{password}\\r\\n",
         f"    tcp-check expect {accept}",
     ]
 
@@ -360,7 +362,7 @@ def render_config(
     and one ``sentinels-name-node<i>`` backend per node. ``announced_hosts`` are the names the
     Sentinels give (their ``announce-hostnames``); ``node_hosts`` the same, fully qualified,
     which HAProxy resolves."""
-    server = f"resolvers cluster resolve-prefer ipv4 init-addr last,libc,none check {{}}"
+    server = "resolvers cluster resolve-prefer ipv4 init-addr last,libc,none check {}"
     lines = [
         _scripts.script(CONFIG_FILE).rstrip("\n"),
         "",

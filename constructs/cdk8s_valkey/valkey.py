@@ -119,7 +119,9 @@ class Valkey(Construct):
                     "no endpoints with sentinel; leave smoke_check out with sentinel"
                 )
         if not isinstance(primary_endpoint, bool):
-            check_instance("primary_endpoint", primary_endpoint, PrimaryEndpointOptions, "a PrimaryEndpointOptions(...)")
+            check_instance(
+                "primary_endpoint", primary_endpoint, PrimaryEndpointOptions, "a PrimaryEndpointOptions(...)"
+            )
             if sentinel is None:
                 raise ValueError(
                     "primary_endpoint: it follows the primary of a Sentinel topology; set sentinel=SentinelOptions() "
