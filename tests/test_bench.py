@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory"]
+BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory", "endpoint"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

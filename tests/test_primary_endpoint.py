@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,44 @@ def test_haproxy_accepts_the_rendered_config(tmp_path: Path, auth: bool) -> None
     # Only the names that do not resolve on this machine are warned about.
     warnings = [line for line in (result.stdout + result.stderr).splitlines() if "[WARNING]" in line]
     assert all("could not resolve address" in line for line in warnings), warnings
+
+
+# -- AUTH: the checks authenticate for real, the password read from the environment ------------------
+
+PASSWORD = 's3cret with spaces, "quotes" and $dollars'
+
+
+def _routes_within(endpoint: Any, seconds: float) -> bool:
+    from bench.endpoint import routes
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if routes(endpoint, PASSWORD):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("sentinel_password", [False, True], ids=["sentinel-open", "sentinel-requirepass"])
+def test_auth_checks_route_with_the_password_from_the_environment(tmp_path: Path, sentinel_password: bool) -> None:
+    from bench.endpoint import loopback_endpoint
+
+    require_binary("haproxy")
+    with loopback_endpoint(tmp_path, password=PASSWORD, sentinel_password=sentinel_password) as endpoint:
+        assert _routes_within(endpoint, 15), endpoint.haproxy_log.read_text()
+    config_text = (tmp_path / "haproxy.cfg").read_text()
+    assert "%[env(VALKEY_PASSWORD)]" in config_text
+    assert PASSWORD not in config_text and "s3cret" not in config_text
+
+
+def test_auth_checks_with_a_wrong_password_route_nowhere(tmp_path: Path) -> None:
+    from bench.endpoint import loopback_endpoint
+
+    require_binary("haproxy")
+    with loopback_endpoint(tmp_path, password=PASSWORD, haproxy_password="wrong") as endpoint:
+        # Checks run every 500 ms while down: 5 s is ten chances to be wrongly let through.
+        assert not _routes_within(endpoint, 5)
+        assert (
+            "primary/node0 is DOWN" in endpoint.haproxy_log.read_text()
+            or "WRONGPASS" in endpoint.haproxy_log.read_text()
+        )

@@ -390,6 +390,8 @@ def render_config(
         f"{{ srv_is_up(primary/node{i}) }} {{ nbsrv(sentinels-name-node{i}) ge {quorum} }}"
         for i in range(len(node_hosts))
     ]
+    # Servers start as up: no routing until the first checks are done (scripts/haproxy.cfg).
+    lines.append("    tcp-request content reject if { date,sub(proc.boot) lt 3 }")
     lines.append("    tcp-request content reject unless " + " || ".join(qualifies))
     lines += [f"    use-server node{i} if {rule}" for i, rule in enumerate(qualifies)]
     lines += [
