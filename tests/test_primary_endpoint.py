@@ -96,8 +96,12 @@ def test_config_routes_on_role_and_a_quorum_of_sentinels() -> None:
         host = f"valkey-{i}.valkey-headless.apps.svc"
         rule = f"{{ srv_is_up(primary/node{i}) }} {{ nbsrv(sentinels-name-node{i}) ge 2 }}"
         assert f"    use-server node{i} if {rule}\n" in text
-        assert f"    server node{i} {host}.cluster.local:6379 weight 0 on-marked-down shutdown-sessions " in text
+        assert f"    server node{i} {host}.cluster.local:6379 weight 0 track node{i}-is-primary/valkey " in text
         assert f"    tcp-check expect min-recv {len(host) + 2} string {host}\\r\\n\n" in text
+        # Its own check: role:master, then its own pod's Sentinel (the same address, port 26379).
+        own = text.split(f"backend node{i}-is-primary\n")[1].split("\n\n")[0]
+        assert "string role:master" in own and "tcp-check connect port 26379" in own
+        assert own.endswith(f"    server valkey {host}.cluster.local:6379 " + own.rsplit(":6379 ", 1)[1])
         assert f"    server sentinel{i} {host}.cluster.local:26379 " in text
     assert "tcp-check send SENTINEL\\ get-master-addr-by-name\\ valkey\\r\\n" in text
     assert "string role:master" in text

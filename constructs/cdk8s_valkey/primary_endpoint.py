@@ -48,7 +48,7 @@ DNS_PORT = 53
 # answer counts at once either way: it is what the routing rule compares.
 CHECK_INTERVAL = "1s"
 VALKEY_CHECK = "inter 1s fastinter 500ms downinter 500ms fall 2 rise 2"
-SENTINEL_CHECK = "inter 1s downinter 500ms fall 1 rise 1"
+SENTINEL_CHECK = "inter 1s downinter 250ms fall 1 rise 1"
 # The pod's name: the image's own health frontend on HEALTH_PORT answers while HAProxy runs.
 TERMINATION_GRACE_SECONDS = 10
 
@@ -359,10 +359,12 @@ def render_config(
     max_connections: int,
 ) -> str:
     """``haproxy.cfg``: scripts/haproxy.cfg, then the client frontend, the ``primary`` backend
-    and one ``sentinels-name-node<i>`` backend per node. ``announced_hosts`` are the names the
+    and, per node, a ``node<i>-is-primary`` backend (its own check) and a
+    ``sentinels-name-node<i>`` backend (the quorum). ``announced_hosts`` are the names the
     Sentinels give (their ``announce-hostnames``); ``node_hosts`` the same, fully qualified,
     which HAProxy resolves."""
-    server = "resolvers cluster resolve-prefer ipv4 init-addr last,libc,none check {}"
+    server = "resolvers cluster resolve-prefer ipv4 init-addr last,libc,none"
+    sentinel_auth = _auth_check("rstring ^(\\+OK|-ERR\\ AUTH)") if auth else []
     lines = [
         _scripts.script(CONFIG_FILE).rstrip("\n"),
         "",
@@ -371,20 +373,12 @@ def render_config(
         f"    maxconn {max_connections}",
         "    default_backend primary",
         "",
-        "# The current primary: a node that answers role:master AND that a quorum of the Sentinels",
-        "# name. Its clients are disconnected as soon as it stops qualifying; with no node",
-        "# qualifying a connection is refused at once (weight 0: no fallback to another server).",
+        "# The current primary: a node that passes its own check (node<i>-is-primary) AND that a",
+        "# quorum of the Sentinels name (sentinels-name-node<i>). A new client goes to the first",
+        "# such node; with none, it is refused at once (weight 0: no fallback to another server).",
+        "# A node's clients are disconnected as soon as it fails its own check.",
         "backend primary",
         "    balance first",
-        "    option tcp-check",
-        "    tcp-check connect",
-        *(_auth_check("string +OK") if auth else []),
-        "    tcp-check send PING\\r\\n",
-        "    tcp-check expect string +PONG",
-        "    tcp-check send INFO\\ replication\\r\\n",
-        # min-recv: the first packet decides (a replica says role:slave there); without it a
-        # mismatch waits for the check timeout, and a new primary is seen a second later.
-        f"    tcp-check expect min-recv {len('role:master')} string role:master",
     ]
     qualifies = [
         f"{{ srv_is_up(primary/node{i}) }} {{ nbsrv(sentinels-name-node{i}) ge {quorum} }}"
@@ -395,24 +389,44 @@ def render_config(
     lines.append("    tcp-request content reject unless " + " || ".join(qualifies))
     lines += [f"    use-server node{i} if {rule}" for i, rule in enumerate(qualifies)]
     lines += [
-        f"    server node{i} {host}:{valkey_port} weight 0 on-marked-down shutdown-sessions "
-        + server.format(VALKEY_CHECK)
+        f"    server node{i} {host}:{valkey_port} weight 0 track node{i}-is-primary/valkey "
+        f"on-marked-down shutdown-sessions {server}"
         for i, host in enumerate(node_hosts)
     ]
-    for i, announced in enumerate(announced_hosts):
+    for i, (announced, host) in enumerate(zip(announced_hosts, node_hosts, strict=True)):
         lines += [
+            "",
+            f"# node{i} ({announced}) says role:master, and its own pod's Sentinel names it. The",
+            "# Sentinel's part ends the sessions of an old primary that thawed or came back while a",
+            "# quorum still named it, as soon as its Sentinel learns of the promotion: without it they",
+            "# stay until the Sentinels demote that node, about 10 s later (the endpoint drills).",
+            f"backend node{i}-is-primary",
+            "    option tcp-check",
+            "    tcp-check connect",
+            *(_auth_check("string +OK") if auth else []),
+            "    tcp-check send PING\\r\\n",
+            "    tcp-check expect string +PONG",
+            "    tcp-check send INFO\\ replication\\r\\n",
+            # min-recv: the first packet decides (a replica says role:slave there); without it a
+            # mismatch waits for the check timeout, and a new primary is seen a second later.
+            f"    tcp-check expect min-recv {len('role:master')} string role:master",
+            f"    tcp-check connect port {sentinel_port}",
+            *sentinel_auth,
+            f"    tcp-check send SENTINEL\\ get-master-addr-by-name\\ {master_name}\\r\\n",
+            f"    tcp-check expect min-recv {len(announced) + 2} string {announced}\\r\\n",
+            f"    server valkey {host}:{valkey_port} {server} check {VALKEY_CHECK}",
             "",
             f"# Sentinels that name node{i} ({announced}) as the primary of {master_name}.",
             f"backend sentinels-name-node{i}",
             "    option tcp-check",
             "    tcp-check connect",
             # A Sentinel without a password answers -ERR to AUTH; a wrong password is -WRONGPASS.
-            *(_auth_check("rstring ^(\\+OK|-ERR\\ AUTH)") if auth else []),
+            *sentinel_auth,
             f"    tcp-check send SENTINEL\\ get-master-addr-by-name\\ {master_name}\\r\\n",
             f"    tcp-check expect min-recv {len(announced) + 2} string {announced}\\r\\n",
         ]
         lines += [
-            f"    server sentinel{j} {host}:{sentinel_port} " + server.format(SENTINEL_CHECK)
-            for j, host in enumerate(node_hosts)
+            f"    server sentinel{j} {sentinel}:{sentinel_port} {server} check {SENTINEL_CHECK}"
+            for j, sentinel in enumerate(node_hosts)
         ]
     return "\n".join(lines) + "\n"
