@@ -1,6 +1,8 @@
 # The README's two commands. Both work on a fresh Debian machine with Python 3.11 and Node 20.
 #   make synth   install the runtime dependencies, then `cdk8s synth` into dist/
 #   make test    install the test tools too, then run every test (pytest: also mypy and ruff)
+# And, on every edit:
+#   make test-fast  the fast tier: no real process, no root (pytest -m "not real"; harness/tiers.py)
 # And, for maintainers:
 #   make imports regenerate imports/ (the CRD bindings) from local CRD files, offline
 
@@ -24,13 +26,16 @@ IMPORTS_DIR ?= imports
 CRD_IMPORTS := \
 	cdk8s_valkey_longhorn:=longhorn.io_recurringjobs.yaml
 
-.PHONY: synth test deps dev-deps system-deps bench imports
+.PHONY: synth test test-fast deps dev-deps system-deps bench imports
 
 synth: deps
 	npx --no-install cdk8s synth --no-check-upgrade
 
 test: dev-deps system-deps
 	$(VENV)/bin/python -m pytest
+
+test-fast: dev-deps
+	$(VENV)/bin/python -m pytest -m "not real" -q
 
 bench: dev-deps system-deps
 	$(VENV)/bin/python -m bench

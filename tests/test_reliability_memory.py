@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 import valkey
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,
@@ -34,6 +35,8 @@ from podrunner import (
     load_manifest,
     publish_results,
 )
+
+pytestmark = pytest.mark.root
 
 LIMIT = 256 << 20
 VALUE_SIZE = 1024
