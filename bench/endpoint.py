@@ -22,7 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._common import Options, Result, command_line, fmt_int, fmt_ratio, free_port, machine, median, run, valkey_bin_dir
+from harness.paths import free_port, valkey_bin_dir
+from harness.process import stop
+
+from ._common import Options, Result, command_line, fmt_int, fmt_ratio, machine, median, run
 from ._valkey import workdir
 
 CLIENTS = 50
@@ -137,8 +140,7 @@ def loopback_endpoint(
         yield LoopbackEndpoint(vport, sport, hport, mport, log)
     finally:
         for proc in reversed(procs):
-            proc.kill()
-            proc.wait(timeout=10)
+            stop(proc)
 
 
 def routes(endpoint: LoopbackEndpoint, password: str | None = None) -> bool:

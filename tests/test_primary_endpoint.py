@@ -14,12 +14,12 @@ from typing import Any
 import cdk8s
 import kubernetes_validate
 import pytest
-from _synth import find, new_chart, objects
 from cdk8s_plus_28 import k8s
-from conftest import require_binary
 
 from cdk8s_valkey import PrimaryEndpoint, PrimaryEndpointOptions, SentinelOptions, Valkey
 from cdk8s_valkey.primary_endpoint import render_config
+from harness.paths import require_binary
+from harness.synth import find, new_chart, objects
 
 
 def build(options: PrimaryEndpointOptions | bool = True, **props: Any) -> tuple[cdk8s.Chart, Valkey]:
@@ -227,6 +227,7 @@ def test_refused_when_not_options() -> None:
 # -- the rendered configuration, checked by the real haproxy ------------------------------------------
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("auth", [False, True])
 def test_haproxy_accepts_the_rendered_config(tmp_path: Path, auth: bool) -> None:
     haproxy = require_binary("haproxy")
@@ -267,6 +268,7 @@ def _routes_within(endpoint: Any, seconds: float) -> bool:
     return False
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("sentinel_password", [False, True], ids=["sentinel-open", "sentinel-requirepass"])
 def test_auth_checks_route_with_the_password_from_the_environment(tmp_path: Path, sentinel_password: bool) -> None:
     from bench.endpoint import loopback_endpoint
@@ -279,6 +281,7 @@ def test_auth_checks_route_with_the_password_from_the_environment(tmp_path: Path
     assert PASSWORD not in config_text and "s3cret" not in config_text
 
 
+@pytest.mark.real
 def test_auth_checks_with_a_wrong_password_route_nowhere(tmp_path: Path) -> None:
     from bench.endpoint import loopback_endpoint
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import shutil
 import socket
 import struct
@@ -32,11 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _node import NodeProcess, node_binary
-from _synth import new_chart, objects
-from conftest import require_binary
-from podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
-from podrunner import REPO, publish_results
 from test_sentinel_failover import (
     FREEZE,
     FREEZE_UNTIL_PROMOTION,
@@ -48,8 +42,17 @@ from test_sentinel_failover import (
     lost_writes,
     observing,
     resume_after,
-    wait_until,
 )
+
+from harness.node import NodeProcess, node_binary
+from harness.paths import require_binary
+from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
+from harness.podrunner import REPO, publish_results
+from harness.process import stop
+from harness.synth import new_chart, objects
+from harness.wait import wait_for
+
+pytestmark = pytest.mark.root
 
 SCRIPT = REPO / "tests" / "node" / "endpoint_drill.mjs"
 RATE = 100  # writes and jobs per second, each
@@ -161,7 +164,7 @@ class EndpointPod:
                 start_new_session=True,
             )
         endpoint = cls(sandbox, process, log, dns)
-        wait_until(endpoint.healthy, 10, f"haproxy answering on {endpoint.sandbox.ip}:8404")
+        wait_for(endpoint.healthy, 10, f"haproxy answering on {endpoint.sandbox.ip}:8404")
         return endpoint
 
     def healthy(self) -> bool:
@@ -171,9 +174,7 @@ class EndpointPod:
             return sock.recv(64).split(b" ")[1:2] == [b"200"]
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 9)
-        self.process.wait(timeout=10)
+        stop(self.process, group=True)
         self.dns.close()
 
 
@@ -238,7 +239,7 @@ def healthy(endpoint: Endpoint) -> NetPod:
     """The primary of a healthy topology, once the endpoint routes to it."""
     primary = endpoint.cluster.wait_healthy()
     client = endpoint.cluster.client_pod.valkey_client(6379, host=endpoint.pod.sandbox.ip, socket_timeout=2)
-    wait_until(lambda: client.set("endpoint:probe", "1"), 20, "a write through the endpoint")
+    wait_for(lambda: client.set("endpoint:probe", "1"), 20, "a write through the endpoint")
     return primary
 
 
@@ -295,7 +296,7 @@ def run_drill(endpoint: Endpoint, old: NetPod, fault: Fault) -> dict[str, Any]:
             t_restore = None
             if fault.restore is not None:
                 if fault.restore_on_promotion:
-                    wait_until(
+                    wait_for(
                         lambda: observer.first(lambda s: s.pod != old.name and s.state.startswith("primary"), t_fault),
                         cluster.d + 10,
                         "a replica promoted",
@@ -305,13 +306,13 @@ def run_drill(endpoint: Endpoint, old: NetPod, fault: Fault) -> dict[str, Any]:
                     time.sleep(cluster.d + fault.extra_s)
                 t_restore = time.time()
                 fault.restore(old)
-            wait_until(
+            wait_for(
                 lambda: clients.progressed_since(t_fault + cluster.d),
                 cluster.d + 25 - (time.time() - t_fault),
                 "the producer, the worker and the writer making progress through the endpoint after the failover",
             )
             if t_restore is not None:
-                wait_until(
+                wait_for(
                     lambda: observer.first(lambda s: s.pod == old.name and s.state == "replica", t_restore),
                     60,  # the Sentinels demote it about 10 s after the thaw
                     f"{old.name} back as a replica",

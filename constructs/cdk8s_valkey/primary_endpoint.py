@@ -209,13 +209,13 @@ class PrimaryEndpoint(Construct):
                 labels=self.labels,
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(self.match_labels)}},
             )
-        # The one line that makes the Service follow the primary: the client Service selects
-        # the HAProxy pods. (Sentinel removed its selector, so that it had no endpoints.)
-        valkey.service.add_json_patch(cdk8s.JsonPatch.add("/spec/selector", dict(self.match_labels)))
-        valkey.service.metadata.add_annotation(
-            "cdk8s-valkey/clients",
-            f"the current primary, through HAProxy (Deployment {self.name}); Sentinel clients: "
-            f"{sentinel.service_host}:{SENTINEL_PORT}, master name {sentinel.master_name}",
+        # The client Service follows the primary: it selects the HAProxy pods.
+        valkey.set_client_service_selector(
+            self.match_labels,
+            note=(
+                f"the current primary, through HAProxy (Deployment {self.name}); Sentinel clients: "
+                f"{sentinel.service_host}:{SENTINEL_PORT}, master name {sentinel.master_name}"
+            ),
         )
         if self.network_policy_name is not None:
             self._network_policies()
