@@ -43,13 +43,14 @@ MAX_REPLICAS = 10
 MAX_CONNECTIONS = 100_000
 DNS_PORT = 53
 # Checks once a second; a Valkey node must fail two in a row to be marked down (one slow answer,
-# during a fork, does not cut every client off), and answer two in a row to be used again, which
-# keeps a primary thawed after a freeze out until the Sentinels have moved on. A Sentinel's
+# during a fork, does not cut every client off), and answer three in a row (1 s at least) to be used
+# again, which keeps a primary thawed after a freeze out until the Sentinels have moved on (with
+# two, the endpoint drill of Sentinel's residual window sent clients to it once in two runs). A
+# new primary waits about as long anyway, for a replica to make it writable. A Sentinel's
 # answer counts at once either way: it is what the routing rule compares.
-CHECK_INTERVAL = "1s"
-VALKEY_CHECK = "inter 1s fastinter 500ms downinter 500ms fall 2 rise 2"
+VALKEY_CHECK = "inter 1s fastinter 500ms downinter 500ms fall 2 rise 3"
 SENTINEL_CHECK = "inter 1s downinter 250ms fall 1 rise 1"
-# The pod's name: the image's own health frontend on HEALTH_PORT answers while HAProxy runs.
+# HAProxy stops at once on SIGTERM (its clients reconnect to the other pod): 10 s is plenty.
 TERMINATION_GRACE_SECONDS = 10
 
 
