@@ -141,7 +141,9 @@ class Valkey(Construct):
             self.primary_endpoint = PrimaryEndpoint(self, "PrimaryEndpoint", sentinel=self.sentinel, options=options)
         self.dashboard: Dashboard | None = None
         if dashboard is not None:
-            self.dashboard = Dashboard(self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard)
+            self.dashboard = Dashboard(
+                self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard, sentinel=self.sentinel
+            )
         self.alerts = Alerts(
             self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts, dashboard=self.dashboard
         )
