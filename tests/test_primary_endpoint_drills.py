@@ -261,6 +261,11 @@ class Clients:
             "WRITE_PREFIX": f"endpoint:{name}:w:",
             "ADD_PER_SECOND": str(RATE),
             "WRITES_PER_SECOND": str(RATE),
+            # A job whose completion the failover cut off stays active until BullMQ's stalled-job
+            # check gives it back (lock 30 s, checked every 30 s): wait that long before calling
+            # it unfinished. Only a stuck drill pays it.
+            "QUIET_MS": "65000",
+            "DEADLINE_MS": "150000",
         }
         self.prefix = env["WRITE_PREFIX"]
         argv = [*endpoint.cluster.client_pod.exec_prefix(), node_binary(), str(SCRIPT)]
@@ -280,7 +285,7 @@ class Clients:
 
     def finish(self) -> dict[str, Any]:
         self.process.send("stop")
-        summary = self.process.wait_for(lambda e: e["ev"] == "summary", 120, "the drill summary")
+        summary = self.process.wait_for(lambda e: e["ev"] == "summary", 200, "the drill summary")
         self.process.close()
         return summary
 

@@ -48,7 +48,7 @@ DNS_PORT = 53
 # two, the endpoint drill of Sentinel's residual window sent clients to it once in two runs). A
 # new primary waits about as long anyway, for a replica to make it writable. A Sentinel's
 # answer counts at once either way: it is what the routing rule compares.
-VALKEY_CHECK = "inter 1s fastinter 500ms downinter 500ms fall 2 rise 3"
+VALKEY_CHECK = "inter 1s fastinter 500ms downinter 250ms fall 2 rise 3"
 SENTINEL_CHECK = "inter 1s downinter 250ms fall 1 rise 1"
 # HAProxy stops at once on SIGTERM (its clients reconnect to the other pod): 10 s is plenty.
 TERMINATION_GRACE_SECONDS = 10
