@@ -48,6 +48,8 @@ ORDER = (
     "Sentinel",
     "SentinelAlertOptions",
     "SentinelAlerts",
+    "PrimaryEndpointOptions",
+    "PrimaryEndpoint",
     "SecretKeyRef",
     "ValkeyChart",
 )
