@@ -27,7 +27,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration, metrics_selector
 from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
@@ -525,7 +525,9 @@ class Sentinel(Construct):
         k8s.KubeService(
             self,
             "MetricsService",
-            metadata=k8s.ObjectMeta(name=self.metrics_service_name, labels=labels),
+            metadata=k8s.ObjectMeta(
+                name=self.metrics_service_name, labels={**labels, **metrics_selector(valkey, EXPORTER_COMPONENT)}
+            ),
             spec=k8s.ServiceSpec(
                 type="ClusterIP",
                 selector=valkey.match_labels,
@@ -545,7 +547,7 @@ class Sentinel(Construct):
             name=self.service_name,
             labels={**labels, **exporter.service_monitor_labels},
             spec={
-                "selector": {"matchLabels": {**valkey.match_labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}},
+                "selector": {"matchLabels": metrics_selector(valkey, EXPORTER_COMPONENT)},
                 "namespaceSelector": {"matchNames": [valkey.namespace]},
                 "endpoints": [
                     {
