@@ -37,9 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="name", help=", ".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="short mode (tiny sizes, few runs): the CI smoke run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for <name>.md/.json (bench/out)")
+    parser.add_argument(
+        "--no-suite", action="store_true", help="synth, full mode: leave out the timing of the whole test suite"
+    )
     args = parser.parse_args(argv)
     names: list[str] = args.names or list(BENCHMARKS)
-    opts = Options(quick=args.quick, out=args.out.resolve())
+    opts = Options(quick=args.quick, out=args.out.resolve(), suite=not args.no_suite)
 
     results: list[Result] = []
     failed: list[str] = []

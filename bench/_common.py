@@ -36,6 +36,8 @@ class Options:
 
     quick: bool
     out: Path
+    # synth, full mode: also time the whole test suite (--no-suite leaves it out)
+    suite: bool = True
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -48,7 +50,11 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 def command_line(name: str, opts: Options) -> str:
     """The one command that reproduces a benchmark's figures."""
-    return f".venv/bin/python -m bench {name}" + (" --quick" if opts.quick else "")
+    return (
+        f".venv/bin/python -m bench {name}"
+        + (" --quick" if opts.quick else "")
+        + (" --no-suite" if name == "synth" and not opts.suite else "")
+    )
 
 
 # --- the machine -------------------------------------------------------------------------------
