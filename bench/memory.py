@@ -3,7 +3,7 @@ margin an AOF rewrite leaves at `maxmemory` for several ratios, and the peaks th
 reached.
 
 `maxmemory` comes from the rendered entrypoint itself: the rendered container runs (through
-tests/podrunner.py) inside a real memory cgroup with the rendered limit, and its log line and
+harness/podrunner.py) inside a real memory cgroup with the rendered limit, and its log line and
 `CONFIG GET maxmemory` are read; "usable for data" subtracts what the empty server already uses.
 
 The rewrite margin: tests/test_reliability_memory.py's ``rewrite_drill`` (fill to 98 % of
@@ -16,6 +16,7 @@ bench/out/guardrail.json, which the test writes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import time
@@ -91,10 +92,13 @@ def _maxmemory_in_cgroup(limit: int, directory: Path) -> dict[str, Any]:
 
 
 def _memory_test_module() -> Any:
-    podrunner()  # puts tests/ on sys.path
-    import test_reliability_memory  # noqa: PLC0415 - lives in tests/, put on sys.path just above
-
-    return test_reliability_memory
+    """tests/test_reliability_memory.py, loaded from its file (tests/ is no package): its drill is
+    the one the guardrail test runs, so the benchmark and the test measure the same thing."""
+    spec = importlib.util.spec_from_file_location("test_reliability_memory", REPO / GUARDRAIL_TEST)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _rewrite_matrix(limits: dict[str, int], percents: tuple[int, ...], runs: int, tmp: Path) -> list[dict[str, Any]]:

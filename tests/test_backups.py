@@ -7,8 +7,6 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _crd_schema import crd_errors, validate_crd_object
-from _synth import find, new_chart, objects
 
 from cdk8s_valkey import ValkeyStatefulSet
 from cdk8s_valkey.backups import (
@@ -17,6 +15,8 @@ from cdk8s_valkey.backups import (
     Backups,
     RecurringJobSchedule,
 )
+from harness.crd_schema import crd_errors, validate_crd_object
+from harness.synth import find, new_chart, objects
 
 LONGHORN_API = "longhorn.io/v1beta2"
 

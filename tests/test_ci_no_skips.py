@@ -14,15 +14,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SKIP_IS_FAILURE
+from conftest import SKIP_IS_FAILURE
+
+from harness.paths import REPO
 
 TESTS = REPO / "tests"
+pytestmark = pytest.mark.real  # runs pytest itself in a subprocess
 
 
 def run_pytest(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real pytest of this venv, with this project's conftest loaded as a plugin."""
     environment = {**os.environ, **(env or {})}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), environment.get("PYTHONPATH", "")]))
+    # tests/ for `-p conftest`, the repository root for the harness package it imports
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(TESTS), str(REPO), environment.get("PYTHONPATH", "")])
+    )
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q", "-rA", *args],
         cwd=cwd,

@@ -25,12 +25,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from _synth import new_chart, objects
-from conftest import REPO
-from podrunner import load_manifest
 
 from cdk8s_valkey import ExporterOptions, SentinelOptions, Valkey
 from cdk8s_valkey.exporter_sidecar import INSTANCE_LABEL
+from harness.paths import REPO
+from harness.podrunner import load_manifest
+from harness.synth import new_chart, objects
 
 TRACKING_LABEL = "app.kubernetes.io/instance"  # Argo CD < 3.0: application.instanceLabelKey default
 APPLICATION = "platform-valkey-prod"  # an Application named unlike the Valkey, as teams name them

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,
@@ -18,6 +19,8 @@ from podrunner import (
     load_manifest,
     parse_quantity,
 )
+
+pytestmark = pytest.mark.root
 
 
 def statefulset(objects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -33,7 +33,8 @@ from typing import Any
 
 import pytest
 import valkey
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,
@@ -41,6 +42,8 @@ from podrunner import (
     load_manifest,
     publish_results,
 )
+
+pytestmark = pytest.mark.root
 
 LIMIT = 256 << 20
 # The rewrite drill's cgroup sizes: the smallest the tests use, and production's memory_limit.

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,
@@ -32,6 +33,8 @@ from podrunner import (
     load_manifest,
     publish_results,
 )
+
+pytestmark = pytest.mark.root
 
 KEYS = 2_000_000
 VALUE_SIZE = 100

@@ -1,6 +1,6 @@
 """smoke.sh, the SmokeCheck Job's script, run for real against real servers.
 
-Servers: the rendered StatefulSet through tests/podrunner.py (entrypoint, config, probes, the
+Servers: the rendered StatefulSet through harness/podrunner.py (entrypoint, config, probes, the
 pod's user), in a real memory cgroup of the rendered limit, so that ``maxmemory`` comes from the
 cgroup as in a cluster. The script: the rendered Job's container as the kubelet would start it
 (the ConfigMap file, the command, the env, the Secret key resolved), except that the Service name
@@ -28,13 +28,15 @@ from typing import Any
 import cdk8s
 import pytest
 import valkey
-from _synth import find, new_chart, objects
-from conftest import REPO, free_port, require_binary
-from podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
 from test_security_auth import resolve_secret_refs
 
 from cdk8s_valkey import SecretKeyRef, ValkeyStatefulSet
 from cdk8s_valkey.smoke_check import SmokeCheck
+from harness.paths import REPO, free_port, require_binary
+from harness.podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
+from harness.synth import find, new_chart, objects
+
+pytestmark = pytest.mark.root
 
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
 SECRET = SecretKeyRef(name="valkey-auth", key="password")

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _synth import find
-from conftest import free_port, require_binary
 
 from cdk8s_valkey import ExporterSidecar
+from harness.paths import free_port, require_binary
+from harness.process import stop
+from harness.synth import find
 
 
 def service_monitor_labels(objs: list[dict[str, Any]], exporter: ExporterSidecar) -> dict[str, str]:
@@ -126,9 +127,4 @@ def running_prometheus(config: Mapping[str, Any], workdir: Path, *, timeout: flo
         wait_for("Prometheus ready", ready, timeout=timeout)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, 10)
