@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.paths import valkey_bin_dir
+
 from ._common import (
     DEFAULT_OUT,
     MIB,
@@ -37,7 +39,6 @@ from ._common import (
     median,
     podrunner,
     run,
-    valkey_bin_dir,
 )
 from ._valkey import cli, info, rendered_container, rendered_pod, workdir
 
