@@ -41,6 +41,33 @@ def rewrite_readme(results: list[Result], readme: Path = README, *, command: str
     readme.write_text(f"{head}{BEGIN}\n\n{body}\n{END}{tail}", encoding="utf-8")
 
 
+def tables_from_out(out: Path = DEFAULT_OUT, readme: Path = README) -> None:
+    """Rewrite the README's tables from the latest full-mode table of each benchmark in ``out``,
+    for when one benchmark of a full run had to be run again; each table keeps its own command,
+    start and commit, and the heading line says the tables were assembled."""
+    tables = []
+    for name in BENCHMARKS:
+        path = out / f"{name}.md"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: run `python -m bench {name}` first")
+        text = path.read_text(encoding="utf-8")
+        if "--quick" in text.splitlines()[2]:
+            raise SystemExit(f"{path} is a --quick run: run `python -m bench {name}` first")
+        tables.append(text)
+    text = readme.read_text(encoding="utf-8")
+    head, sep, rest = text.partition(BEGIN)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise RuntimeError(f"{readme} lacks the markers {BEGIN} ... {END}")
+    run_line = (
+        "Assembled by `.venv/bin/python -m bench --tables-from-out` from the latest full-mode run of each "
+        f"benchmark in bench/out/, on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: each table names the "
+        "command, start and commit of its own run. Do not edit by hand.\n\n"
+    )
+    body = run_line + "\n".join(tables)
+    readme.write_text(f"{head}{BEGIN}\n\n{body}\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="name", help=", ".join(BENCHMARKS))
@@ -49,7 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-suite", action="store_true", help="synth, full mode: leave out the timing of the whole test suite"
     )
+    parser.add_argument(
+        "--tables-from-out",
+        action="store_true",
+        help="run nothing: rewrite the README's tables from the latest full-mode tables in bench/out/",
+    )
     args = parser.parse_args(argv)
+    if args.tables_from_out:
+        tables_from_out()
+        print(f"tables of {README} rewritten from {DEFAULT_OUT}")
+        return 0
     names: list[str] = args.names or list(BENCHMARKS)
     opts = Options(quick=args.quick, out=args.out.resolve(), suite=not args.no_suite)
 
