@@ -177,7 +177,8 @@ class ValkeyStatefulSet(Construct):
             is headroom for the fork of an AOF rewrite and allocator overhead. A whole
             percentage between 0.01 and 0.99. Default: 0.7. ADR 0005 aims at ~0.8, but an AOF
             rewrite under its 10k writes/s took anonymous memory past 90 % of the limit at 0.8
-            and at 0.75, and never at 0.7 (docs/adr-0005.md, "How far the guardrail holds").
+            and 0.75; at 0.7 only for rewrites over ~4 s per GiB (docs/adr-0005.md, "How far the
+            guardrail holds").
         :param maxmemory_fallback: ``maxmemory`` used when the container has no readable
             cgroup limit (a runtime without cgroups, an unlimited container). Default:
             ``maxmemory_ratio`` of ``memory_limit``, the value the cgroup would give.
