@@ -65,7 +65,7 @@ class NodeProcess:
         for line in self.proc.stderr:
             self.stderr.append(line.rstrip())
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    def next_event(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
         """The next event (after those already consumed here) for which predicate holds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from cdk8s_valkey import ExporterSidecar
 from harness.paths import free_port, require_binary
 from harness.process import stop
 from harness.synth import find
+from harness.wait import wait_for
 
 
 def service_monitor_labels(objs: list[dict[str, Any]], exporter: ExporterSidecar) -> dict[str, str]:
@@ -61,22 +61,6 @@ def scrape_job(name: str, port: int, labels: Mapping[str, str], interval: str = 
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, period: float = 0.2) -> Any:
-    """Poll check() until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-            if last:
-                return last
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            last = repr(exc)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s; last: {last!r}")
-        time.sleep(period)
 
 
 def query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -124,7 +108,7 @@ def running_prometheus(config: Mapping[str, Any], workdir: Path, *, timeout: flo
             with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
                 return int(response.status) == 200
 
-        wait_for("Prometheus ready", ready, timeout=timeout)
+        wait_for(ready, timeout, "Prometheus ready")
         yield url
     finally:
         stop(proc, 10)

@@ -47,8 +47,8 @@ from harness.prometheus import get_json as _get_json
 from harness.prometheus import running_prometheus
 from harness.prometheus import scrape_job as _scrape_job
 from harness.prometheus import service_monitor_labels as _service_monitor_labels
-from harness.prometheus import wait_for as _wait
 from harness.synth import find, objects
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -156,7 +156,7 @@ def test_queue_backlog_then_valkey_down_fire_in_a_real_prometheus(stack: Stack) 
     def both_scraped() -> dict[str, str]:
         return {r["metric"]["namespace"]: r["value"][1] for r in query("valkey_up")}
 
-    up = _wait("both exporters scraped", lambda: len(both_scraped()) == 2 and both_scraped(), timeout=10)
+    up = wait_for(lambda: len(both_scraped()) == 2 and both_scraped(), 10, "both exporters scraped")
     assert up == {"apps": "1", "other": "0"}
     (series,) = query('valkey_up{namespace="apps"}')
     assert {k: series["metric"][k] for k in stack.labels} == stack.labels
@@ -178,10 +178,10 @@ def test_queue_backlog_then_valkey_down_fire_in_a_real_prometheus(stack: Stack) 
     assert counts["reports"] == {"wait": 40, "prioritized": 20, "delayed": 0, "paused": 0}
     assert counts["emails"]["delayed"] == 2000
 
-    (backlog,) = _wait(
-        "ValkeyBullMQQueueBacklog firing for reports",
+    (backlog,) = wait_for(
         lambda: _firing(url, "ValkeyBullMQQueueBacklog", queue="reports", **ours),
-        timeout=15,
+        15,
+        "ValkeyBullMQQueueBacklog firing for reports",
     )
     assert backlog["labels"]["threshold"] == "50"
     assert backlog["labels"]["severity"] == "warning"
@@ -197,7 +197,7 @@ def test_queue_backlog_then_valkey_down_fire_in_a_real_prometheus(stack: Stack) 
 
     # Stop Valkey (SIGTERM, as the kubelet does): the exporter reports valkey_up 0.
     assert stack.pod.stop(timeout=10) == 0
-    (down,) = _wait("ValkeyDown firing", lambda: _firing(url, "ValkeyDown", **ours), timeout=15)
+    (down,) = wait_for(lambda: _firing(url, "ValkeyDown", **ours), 15, "ValkeyDown firing")
     assert down["labels"]["pod"] == "valkey-0"
     assert down["labels"]["severity"] == "critical"
     assert down["annotations"]["summary"] == "Valkey apps/valkey is down"
@@ -217,14 +217,16 @@ def test_refused_writes_and_eviction_policy_fire_from_the_real_exporter(stack: S
     started = time.monotonic()
     url = stack.prometheus_url
     ours = {"namespace": "apps", "service": stack.alerts.exporter.metrics_service_name}
-    _wait("our exporter scraped", lambda: _get_json(f"{url}/api/v1/query?query=valkey_up%3D%3D1")["data"]["result"], 10)
+    wait_for(
+        lambda: _get_json(f"{url}/api/v1/query?query=valkey_up%3D%3D1")["data"]["result"], 10, "our exporter scraped"
+    )
     client = stack.pod.client()
 
     client.config_set("maxmemory-policy", "allkeys-lru")
-    (policy,) = _wait(
-        "ValkeyMaxmemoryPolicyNotNoeviction firing",
+    (policy,) = wait_for(
         lambda: _firing(url, "ValkeyMaxmemoryPolicyNotNoeviction", maxmemory_policy="allkeys-lru", **ours),
-        timeout=15,
+        15,
+        "ValkeyMaxmemoryPolicyNotNoeviction firing",
     )
     assert policy["labels"]["pod"] == "valkey-0"
     assert "maxmemory-policy allkeys-lru, not noeviction" in policy["annotations"]["description"]
@@ -245,12 +247,12 @@ def test_refused_writes_and_eviction_policy_fire_from_the_real_exporter(stack: S
                 break
     assert refused > 0
 
-    (oom,) = _wait(
-        "ValkeyWritesRefusedOOM firing", lambda: _firing(url, "ValkeyWritesRefusedOOM", err="OOM", **ours), timeout=15
+    (oom,) = wait_for(
+        lambda: _firing(url, "ValkeyWritesRefusedOOM", err="OOM", **ours), 15, "ValkeyWritesRefusedOOM firing"
     )
     assert oom["labels"]["severity"] == "critical"
     assert oom["annotations"]["runbook_url"] == stack.alerts.runbook_url("ValkeyWritesRefusedOOM")
-    (critical,) = _wait("ValkeyMemoryCritical firing", lambda: _firing(url, "ValkeyMemoryCritical", **ours), timeout=15)
+    (critical,) = wait_for(lambda: _firing(url, "ValkeyMemoryCritical", **ours), 15, "ValkeyMemoryCritical firing")
     assert float(critical["value"]) > 0.97
     assert {a["labels"]["namespace"] for a in _alerts(url)} == {"apps"}
 

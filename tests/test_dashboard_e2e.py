@@ -44,10 +44,11 @@ from harness.exporter import exporter_args_for_test, running_exporter
 from harness.grafana import grafana_expr, panels
 from harness.paths import REPO, free_port, require_binary
 from harness.podrunner import PodRunner, publish_results
-from harness.prometheus import query, query_range, running_prometheus, scrape_job, service_monitor_labels, wait_for
+from harness.prometheus import query, query_range, running_prometheus, scrape_job, service_monitor_labels
 from harness.servers import BASE_CONFIG, running_server, wait_for_pong
 from harness.servers import client as _servers_client
 from harness.synth import find, objects
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -117,19 +118,19 @@ def _fill(pod: PodRunner, url: str) -> dict[str, Any]:
     client = pod.client()
     for i in range(25):
         client.set(f"session:{i}", "x" * 100, ex=3600)
-    wait_for("the first SETs scraped", lambda: query(url, 'valkey_commands_total{namespace="apps",cmd="set"}'), 10)
+    wait_for(lambda: query(url, 'valkey_commands_total{namespace="apps",cmd="set"}'), 10, "the first SETs scraped")
     for i in range(25, 50):
         client.set(f"session:{i}", "x" * 100, ex=3600)
     client.bgrewriteaof()
     wait_for(
-        "AOF rewrite done",
         lambda: (
             (info := client.info("persistence"))["aof_rewrite_in_progress"] == 0
             and info["aof_rewrite_scheduled"] == 0
             and info["aof_last_bgrewrite_status"] == "ok"
             and info["aof_last_rewrite_time_sec"] >= 0
         ),
-        timeout=10,
+        10,
+        "AOF rewrite done",
     )
     return counts
 
@@ -157,14 +158,14 @@ def test_every_panel_query_returns_data_from_the_real_exporter(stack: Stack) -> 
     assert counts["reports"] == {"wait": 40, "prioritized": 20, "delayed": 0, "paused": 0}
     assert counts["emails"] == {"wait": 5, "prioritized": 0, "delayed": 30, "paused": 0}
     # Both exporters scraped, and the Prometheus has seen the jobs and the rewrite.
-    wait_for("both exporters scraped", lambda: len(query(url, "valkey_up == 1")) == 2, timeout=10)
+    wait_for(lambda: len(query(url, "valkey_up == 1")) == 2, 10, "both exporters scraped")
     wait_for(
-        "BullMQ jobs and the rewrite scraped",
         lambda: (
             query(url, 'valkey_key_size{namespace="apps",key="bull:reports:wait"} == 40')
             and query(url, 'valkey_aof_base_size_bytes{namespace="apps"} > 0')
         ),
-        timeout=10,
+        10,
+        "BullMQ jobs and the rewrite scraped",
     )
 
     def all_answer() -> dict[str, list[list[dict[str, Any]]]]:
@@ -173,7 +174,7 @@ def test_every_panel_query_returns_data_from_the_real_exporter(stack: Stack) -> 
         return {} if empty else answers
 
     try:
-        answers = wait_for("every panel query returns data", all_answer, timeout=15, period=0.5)
+        answers = wait_for(all_answer, 15, "every panel query returns data", period=0.5)
     except AssertionError as timeout:
         empty = {p["title"]: [t["expr"] for t in p["targets"] if not _run_target(url, t, query_start)] for p in shown}
         without_data = json.dumps({title: found for title, found in empty.items() if found}, indent=2)
@@ -230,15 +231,15 @@ def test_the_restarts_panel_counts_a_restart(stack: Stack) -> None:
         return _last_value(series)
 
     wait_for(
-        "uptime scraped for a few seconds",
         lambda: float(query(url, 'valkey_uptime_in_seconds{namespace="apps"}')[0]["value"][1]) >= 2,
         10,
+        "uptime scraped for a few seconds",
     )
     assert restarts() == 0
     assert stack.pod.stop(timeout=10) == 0
     stack.pod.start()
     stack.pod.wait_ready(timeout=15)
-    wait_for("the restart counted", lambda: restarts() == 1, timeout=15)
+    wait_for(lambda: restarts() == 1, 15, "the restart counted")
 
 
 # -- the Sentinel topology: a real primary, two replicas and three Sentinels ----------------------
@@ -355,13 +356,13 @@ def test_every_panel_query_returns_data_for_the_sentinel_topology(sentinel_stack
     for i in range(50):
         primary.set(f"session:{i}", "x" * 100, ex=3600)
     primary.execute_command("WAIT", 2, 5000)
-    wait_for("every exporter scraped", lambda: len(query(url, "valkey_up == 1")) == 6, timeout=15)
+    wait_for(lambda: len(query(url, "valkey_up == 1")) == 6, 15, "every exporter scraped")
     wait_for(
-        "the Sentinels see each other and both replicas",
         lambda: (
             len(query(url, "valkey_sentinel_master_ok_sentinels == 3 and valkey_sentinel_master_ok_slaves == 2")) == 3
         ),
-        timeout=30,
+        30,
+        "the Sentinels see each other and both replicas",
     )
 
     def all_answer() -> dict[str, list[list[dict[str, Any]]]]:
@@ -370,7 +371,7 @@ def test_every_panel_query_returns_data_for_the_sentinel_topology(sentinel_stack
         return {} if empty else answers
 
     try:
-        answers = wait_for("every panel query returns data", all_answer, timeout=20, period=0.5)
+        answers = wait_for(all_answer, 20, "every panel query returns data", period=0.5)
     except AssertionError as timeout:
         empty = {p["title"]: [t["expr"] for t in p["targets"] if not _run_target(url, t, query_start)] for p in shown}
         without_data = json.dumps({title: found for title, found in empty.items() if found}, indent=2)

@@ -281,8 +281,8 @@ class Clients:
         self.prefix = env["WRITE_PREFIX"]
         argv = [*endpoint.cluster.client_pod.exec_prefix(), node_binary(), str(SCRIPT)]
         self.process = NodeProcess(argv, env)
-        self.process.wait_for(lambda e: e["ev"] == "ready", 20, "the clients to connect through the endpoint")
-        self.process.wait_for(lambda e: e["ev"] == "completed", 10, "a first job completed")
+        self.process.next_event(lambda e: e["ev"] == "ready", 20, "the clients to connect through the endpoint")
+        self.process.next_event(lambda e: e["ev"] == "completed", 10, "a first job completed")
 
     def times(self, ev: str) -> list[float]:
         return [e["t"] / 1000 for e in list(self.process.events) if e["ev"] == ev]
@@ -296,7 +296,7 @@ class Clients:
 
     def finish(self) -> dict[str, Any]:
         self.process.send("stop")
-        summary = self.process.wait_for(lambda e: e["ev"] == "summary", 200, "the drill summary")
+        summary = self.process.next_event(lambda e: e["ev"] == "summary", 200, "the drill summary")
         self.process.close()
         return summary
 

@@ -78,7 +78,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
     budget = time.monotonic() + TEST_BUDGET
     scenario = node_scenario(node, pod.port)
     try:
-        scenario.wait_for(lambda e: e["ev"] == "ready", budget - time.monotonic(), "the node script to start")
+        scenario.next_event(lambda e: e["ev"] == "ready", budget - time.monotonic(), "the node script to start")
         added = 0
 
         def busy(event: dict[str, Any]) -> bool:
@@ -86,7 +86,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
             added += event["ev"] == "added"
             return added >= 100 and event["ev"] == "active" and event["inflight"] >= 3
 
-        kill_event = scenario.wait_for(busy, budget - time.monotonic(), "100 jobs added and 3 in flight")
+        kill_event = scenario.next_event(busy, budget - time.monotonic(), "100 jobs added and 3 in flight")
         t_kill_ms = time.time() * 1000
         pod.signal(signal.SIGKILL)
         assert pod.wait_exit(timeout=10) == -signal.SIGKILL
@@ -94,7 +94,7 @@ def test_bullmq_jobs_survive_a_valkey_crash(pod: PodRunner, node: str, results_d
         pod.start()
         pod.wait_ready(timeout=30)
         scenario.send("restarted")
-        summary = scenario.wait_for(lambda e: e["ev"] == "summary", budget - time.monotonic(), "the job summary")
+        summary = scenario.next_event(lambda e: e["ev"] == "summary", budget - time.monotonic(), "the job summary")
         scenario.proc.wait(timeout=max(1.0, budget - time.monotonic()))
     finally:
         scenario.close()

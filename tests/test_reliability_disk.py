@@ -51,8 +51,9 @@ from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefu
 from harness.exporter import exporter_args_for_test, running_exporter
 from harness.podrunner import PodRunner, filesystem_type, free_port, publish_results
 from harness.prometheus import get_json as _get_json
-from harness.prometheus import running_prometheus, scrape_job, service_monitor_labels, wait_for
+from harness.prometheus import running_prometheus, scrape_job, service_monitor_labels
 from harness.synth import find, objects
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -260,17 +261,17 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
 
     with running_exporter(args, log=tmp_path / "exporter.log"), running_prometheus(config, tmp_path) as url:
         up = "valkey_up%7Bnamespace%3D%22apps%22%7D%3D%3D1"
-        wait_for("valkey_up scraped", lambda: _get_json(f"{url}/api/v1/query?query={up}")["data"]["result"], 15)
+        wait_for(lambda: _get_json(f"{url}/api/v1/query?query={up}")["data"]["result"], 15, "valkey_up scraped")
         assert not _firing(url, "ValkeyAofWriteFailing")
 
         writer = Writer(pod.client())
         writer.start()
-        wait_for("500 writes acknowledged", lambda: len(writer.acked) >= 500, timeout=10)
+        wait_for(lambda: len(writer.acked) >= 500, 10, "500 writes acknowledged")
 
         # The volume fills.
         ballast = fill_with_ballast(pod.data_dir)
         t_full = time.monotonic()
-        t_refused = wait_for("first refused write", lambda: writer.first_refused_after(t_full), timeout=10)
+        t_refused = wait_for(lambda: writer.first_refused_after(t_full), 10, "first refused write")
         acked_while_failing = sorted(k for k, t in writer.acked.items() if t_full <= t < t_refused)
         persistence = client.info("persistence")
         assert persistence["aof_last_write_status"] == "err"
@@ -285,9 +286,7 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
             result = pod.probe(kind)
             assert result.returncode == 0, (kind, result.stdout, result.stderr)
 
-        (firing,) = wait_for(
-            "ValkeyAofWriteFailing firing", lambda: _firing(url, "ValkeyAofWriteFailing", **ours), timeout=30
-        )
+        (firing,) = wait_for(lambda: _firing(url, "ValkeyAofWriteFailing", **ours), 30, "ValkeyAofWriteFailing firing")
         t_alert = time.monotonic()
         refused_before_alert = len(writer.refused)
         assert firing["labels"]["severity"] == "critical"
@@ -295,9 +294,9 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
         assert firing["annotations"]["runbook_url"] == alerts.runbook_url("ValkeyAofWriteFailing")
         # No kubelet or kube-state-metrics here: the volume and container alerts are blind, and say so.
         absent = wait_for(
-            "ValkeyPodMetricsAbsent firing for all three families",
             lambda: len(found := _firing(url, "ValkeyPodMetricsAbsent", namespace="apps")) == 3 and found,
-            timeout=15,
+            15,
+            "ValkeyPodMetricsAbsent firing for all three families",
         )
         assert {a["labels"]["metric"] for a in absent} == {
             "kubelet_volume_stats_capacity_bytes",
@@ -309,10 +308,10 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
         # Space is freed: writes resume in the same process, and the alert resolves.
         ballast.unlink()
         t_freed = time.monotonic()
-        t_resumed = wait_for("a write acknowledged after freeing", lambda: writer.first_acked_after(t_freed), 10)
-        wait_for("ValkeyAofWriteFailing resolved", lambda: not _firing(url, "ValkeyAofWriteFailing"), timeout=30)
+        t_resumed = wait_for(lambda: writer.first_acked_after(t_freed), 10, "a write acknowledged after freeing")
+        wait_for(lambda: not _firing(url, "ValkeyAofWriteFailing"), 30, "ValkeyAofWriteFailing resolved")
         t_resolved = time.monotonic()
-        wait_for("200 more writes", lambda: len(writer.acked) >= len(acked_so_far) + 200, timeout=10)
+        wait_for(lambda: len(writer.acked) >= len(acked_so_far) + 200, 10, "200 more writes")
         writer.stop_event.set()
         writer.join(timeout=10)
         assert not writer.is_alive()

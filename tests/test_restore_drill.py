@@ -55,6 +55,7 @@ from test_reliability_crash import SequenceWriter, read_back
 from harness.paths import REPO
 from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 from harness.runbook import BlockRun, ShimPod, drill_block, run_block
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -72,14 +73,6 @@ _figures: dict[str, dict[str, Any]] = {}
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Freezer:
@@ -106,10 +99,10 @@ class Freezer:
     def freeze(self) -> None:
         if self.path is None:
             os.kill(self.pid, signal.SIGSTOP)
-            wait_for(lambda: _proc_state(self.pid) == "T", "the server to stop")
+            wait_for(lambda: _proc_state(self.pid) == "T", WAIT_SECONDS, "the server to stop")
             return
         (self.path / "freezer.state").write_text("FROZEN")
-        wait_for(lambda: (self.path / "freezer.state").read_text().strip() == "FROZEN", "the freeze")  # type: ignore[operator]
+        wait_for(lambda: (self.path / "freezer.state").read_text().strip() == "FROZEN", WAIT_SECONDS, "the freeze")  # type: ignore[operator]
 
     def thaw(self) -> None:
         if self.path is None:
@@ -251,7 +244,9 @@ def writing_pod(pods: Pods, name: str) -> Iterator[tuple[PodRunner, SequenceWrit
         pod.wait_ready(timeout=15)
         writer = SequenceWriter(pod.client(socket_timeout=5))
         writer.start()
-        wait_for(lambda: len(writer.acked_at) >= ACKS_BEFORE_COPY, f"{ACKS_BEFORE_COPY} acknowledged writes")
+        wait_for(
+            lambda: len(writer.acked_at) >= ACKS_BEFORE_COPY, WAIT_SECONDS, f"{ACKS_BEFORE_COPY} acknowledged writes"
+        )
         yield pod, writer
         if pod.running:
             pod.stop(timeout=15)
@@ -293,7 +288,7 @@ def test_frozen_copy_restores_every_acknowledged_write(pods: Pods) -> None:
             frozen_ms = (time.monotonic() - started) * 1000
         finally:
             freezer.close()
-        wait_for(lambda: len(writer.acked_at) >= acked_before + ACKS_AFTER_COPY, "writes after the thaw")
+        wait_for(lambda: len(writer.acked_at) >= acked_before + ACKS_AFTER_COPY, WAIT_SECONDS, "writes after the thaw")
         source.stop(timeout=15)
     acked_total = len(writer.acked_at)
 
@@ -342,7 +337,7 @@ def torn_copy(pods: Pods) -> TornCopy:
         # Manifest and base first, the growing incr file last, as a file copy tool would.
         copy_data_dir(source.data_dir, copy, last=lambda p: ".incr." in p.name)
         acked_after = len(writer.acked_at)
-        wait_for(lambda: len(writer.acked_at) >= acked_after + ACKS_AFTER_COPY, "writes after the copy")
+        wait_for(lambda: len(writer.acked_at) >= acked_after + ACKS_AFTER_COPY, WAIT_SECONDS, "writes after the copy")
         (live_incr,) = aof_files(source.data_dir, "incr")
         live = live_incr.read_bytes()
     acked_total = len(writer.acked_at)
@@ -474,13 +469,15 @@ def test_copy_across_an_aof_rewrite_needs_the_manifest_rebuilt(pods: Pods) -> No
             info = admin.info("persistence")
             return bool(info["aof_rewrites"] > rewrites and not info["aof_rewrite_in_progress"])
 
-        wait_for(rewritten, "the AOF rewrite")
-        wait_for(lambda: not old_base.exists(), f"{old_base.name} to be deleted as history")
+        wait_for(rewritten, WAIT_SECONDS, "the AOF rewrite")
+        wait_for(lambda: not old_base.exists(), WAIT_SECONDS, f"{old_base.name} to be deleted as history")
         acked_before_files = len(writer.acked_at)
         for entry in sorted((source.data_dir / AOF_DIR).iterdir()):
             if entry.name != MANIFEST:
                 copy_file(entry, copy / AOF_DIR / entry.name)
-        wait_for(lambda: len(writer.acked_at) >= acked_before_files + ACKS_AFTER_COPY, "writes after the copy")
+        wait_for(
+            lambda: len(writer.acked_at) >= acked_before_files + ACKS_AFTER_COPY, WAIT_SECONDS, "writes after the copy"
+        )
     acked_total = len(writer.acked_at)
 
     with pods.runner("rewrite-restored", copy) as pod:
@@ -571,8 +568,10 @@ def stale_copy(pods: Pods) -> tuple[Path, list[str]]:
             copy_file(source.data_dir / AOF_DIR / name, copy / AOF_DIR / name)
         admin = source.client()
         admin.bgrewriteaof()
-        wait_for(lambda: admin.info("persistence")["aof_rewrites"] >= 1, "the AOF rewrite")
-        wait_for(lambda: not admin.info("persistence")["aof_rewrite_in_progress"], "the AOF rewrite to end")
+        wait_for(lambda: admin.info("persistence")["aof_rewrites"] >= 1, WAIT_SECONDS, "the AOF rewrite")
+        wait_for(
+            lambda: not admin.info("persistence")["aof_rewrite_in_progress"], WAIT_SECONDS, "the AOF rewrite to end"
+        )
         acked += produce(source, JOBS_AFTER_REWRITE, "after")
         for kind in ("base", "incr"):
             for part in aof_files(source.data_dir, kind):

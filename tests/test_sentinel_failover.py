@@ -39,6 +39,7 @@ from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
 from harness.podrunner import BENCH_OUT, REPO, publish_results
 from harness.secrets import new_password, resolve_secret_refs
 from harness.synth import new_chart, objects
+from harness.wait import wait_for
 
 pytestmark = pytest.mark.root
 
@@ -258,22 +259,6 @@ def sentinel_events(pod: NetPod, names: tuple[str, ...] = SENTINEL_EVENTS) -> li
     return out
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, period: float = 0.1) -> Any:
-    """check()'s first truthy result, polled; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, valkey.exceptions.ValkeyError, AssertionError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(period)
-    raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-
-
 # --- the cluster ----------------------------------------------------------------------------------
 
 
@@ -348,7 +333,7 @@ class Cluster:
             return problems[-1] == ""
 
         try:
-            wait_until(healthy, timeout, "a healthy topology", period=0.2)
+            wait_for(healthy, timeout, "a healthy topology", period=0.2)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last problem: {problems[-1]}") from None
         return self.primary()
@@ -447,11 +432,11 @@ class Drill:
             env["VALKEY_PASSWORD"] = password
         self.queue, self.prefix = env["QUEUE"], env["WRITE_PREFIX"]
         self.process = NodeProcess([*cluster.client_pod.exec_prefix(), node_binary(), str(SCRIPT)], env)
-        ready = self.process.wait_for(
+        ready = self.process.next_event(
             lambda e: e["ev"] == "ready", 20, "the drill clients to connect through the Sentinels"
         )
         assert tuple(ready["clients"]) == (*ADD_CLIENTS[:1], *SET_CLIENTS[:1], *ADD_CLIENTS[1:], *SET_CLIENTS[1:])
-        self.process.wait_for(lambda e: e["ev"] == "completed", 10, "a first job completed")
+        self.process.next_event(lambda e: e["ev"] == "completed", 10, "a first job completed")
 
     def acks(self, client: str) -> dict[int, float]:
         """n -> when ``client`` got the acknowledgement of its n-th command."""
@@ -480,7 +465,7 @@ class Drill:
 
     def finish(self) -> dict[str, Any]:
         self.process.send("stop")
-        summary = self.process.wait_for(lambda e: e["ev"] == "summary", 150, "the drill summary")
+        summary = self.process.next_event(lambda e: e["ev"] == "summary", 150, "the drill summary")
         self.process.close()
         return summary
 
@@ -650,7 +635,7 @@ def run_drill(
             t_restore = None
             if fault.restore is not None:
                 if fault.restore_on_promotion:
-                    wait_until(
+                    wait_for(
                         lambda: observer.first(lambda s: s.pod != old.name and s.state.startswith("primary"), t_fault),
                         cluster.d + 10,
                         "a replica promoted",
@@ -662,7 +647,7 @@ def run_drill(
                 fault.restore(old)
             idle: list[str] = []
             try:
-                wait_until(
+                wait_for(
                     lambda: not idle.append(drill.idle_since(t_fault + cluster.d)) and not idle[-1],
                     progress_by - time.monotonic(),
                     "every producer and the worker making progress after the failover",
@@ -672,7 +657,7 @@ def run_drill(
             rejoined = None
             if t_restore is not None:
                 try:
-                    rejoined = wait_until(
+                    rejoined = wait_for(
                         lambda: observer.first(lambda s: s.pod == old.name and s.state == "replica", t_restore),
                         30,
                         f"{old.name} back as a replica",
@@ -814,12 +799,8 @@ def test_restart_the_old_primary_after_a_failover(cluster: Cluster) -> None:
     else:
         old = cluster.wait_healthy()
         old.kill()
-    wait_until(
-        lambda: any(p is not old and p.running() and Cluster.valkey(p).info("replication")["role"] == "master"
-                    for p in cluster.sts.pods),
-        cluster.d + 20,
-        "a failover away from the old primary",
-    )  # fmt: skip
+    wait_for(lambda: any(p is not old and p.running() and Cluster.valkey(p).info("replication")["role"] == "master"
+                    for p in cluster.sts.pods), cluster.d + 20, "a failover away from the old primary")  # fmt: skip
     with observing(cluster.sts) as observer:
         old.stop()
         old_ip = None if old.sandbox is None else old.sandbox.ip
@@ -827,7 +808,7 @@ def test_restart_the_old_primary_after_a_failover(cluster: Cluster) -> None:
         t_start = time.time()
         old.start()
         try:
-            replica = wait_until(
+            replica = wait_for(
                 lambda: observer.first(lambda s: s.pod == old.name and s.state == "replica", t_start),
                 30,
                 f"{old.name} a replica with its link up",
@@ -1017,8 +998,8 @@ def test_stop_every_pod_then_start_them_in_another_order(cluster: Cluster, healt
         for pod in order:
             pod.start()
             # Each pod's Valkey up (its role decided) before the next one starts.
-            wait_until(lambda pod=pod: Cluster.valkey(pod).ping(), 40, f"{pod.name} answering")
-        first_primary = wait_until(
+            wait_for(lambda pod=pod: Cluster.valkey(pod).ping(), 40, f"{pod.name} answering")
+        first_primary = wait_for(
             lambda: observer.first(lambda s: s.state == "primary", t_start), 40, "a writable primary"
         )
         new_primary = cluster.wait_healthy()
@@ -1127,7 +1108,7 @@ def test_migrate_a_single_replica_install_keeping_its_data(
                         return False
                 return True
 
-            wait_until(synced, 40, "valkey-1 and valkey-2 replicas of the running single replica")
+            wait_for(synced, 40, "valkey-1 and valkey-2 replicas of the running single replica")
             t_synced = time.time()
             old_pod.stop()  # the rolling update deletes the old valkey-0 ...
             t_replace = time.time()

@@ -17,7 +17,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from harness.paths import REPO, free_port, require_binary
 from harness.secrets import CmdlineScanner, leaks, needles, new_password
 from harness.servers import client, write_config
 from harness.synth import find, new_chart, objects
+from harness.wait import seconds_until
 
 pytestmark = pytest.mark.real
 
@@ -151,8 +152,9 @@ class Node:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        _wait(
+        seconds_until(
             lambda: _ping(self.sentinel_port, self.cluster.password),
+            20,
             f"Sentinel {self.index} answers",
             proc=self.sentinel,
         )
@@ -180,7 +182,9 @@ class Node:
                 stdin=subprocess.DEVNULL,
             )
         if wait_ready:
-            _wait(lambda: _ping(self.port, self.cluster.password), f"Valkey {self.index} answers", proc=self.valkey)
+            seconds_until(
+                lambda: _ping(self.port, self.cluster.password), 20, f"Valkey {self.index} answers", proc=self.valkey
+            )
 
     @property
     def log_path(self) -> Path:
@@ -295,7 +299,7 @@ class Cluster:
                 and all(r["master_link_status"] == "up" and r["master_sync_in_progress"] == "0" for r in replicas)
             )
 
-        _wait(synced, "replicas in sync", timeout=30)
+        seconds_until(synced, 30, "replicas in sync")
 
     def wait_sentinels_know_all(self) -> None:
         """Every Sentinel knows the replicas and the other Sentinels: before that, a failover finds
@@ -312,7 +316,7 @@ class Cluster:
                         return False
             return True
 
-        _wait(known, "Sentinels know every replica and Sentinel", timeout=30)
+        seconds_until(known, 30, "Sentinels know every replica and Sentinel")
 
     def close(self) -> None:
         for node in self.nodes:
@@ -330,23 +334,6 @@ def _ping(port: int, password: str | None = None) -> bool:
             return bool(conn.ping())
     except (valkey.ConnectionError, valkey.TimeoutError, valkey.ResponseError):
         return False
-
-
-def _wait(condition: object, what: str, *, timeout: float = 20, proc: subprocess.Popen[bytes] | None = None) -> float:
-    """Poll ``condition()`` every 50 ms until true; return the seconds it took."""
-    assert callable(condition)
-    start = time.monotonic()
-    while True:
-        try:
-            if condition():
-                return time.monotonic() - start
-        except (valkey.ConnectionError, valkey.TimeoutError, KeyError):
-            pass
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{what}: the process exited with {proc.returncode}")
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -690,10 +677,10 @@ def test_cluster_lifecycle(cluster: Cluster, scripts_dir: Path) -> None:
     # SIGKILL the primary: the Sentinels promote a replica.
     n0.kill()
     killed = time.monotonic()
-    _wait(lambda: cluster.master(via=1) != n0.addr, "failover", timeout=30)
+    seconds_until(lambda: cluster.master(via=1) != n0.addr, 30, "failover")
     failover_seconds = time.monotonic() - killed
     new_primary = cluster.node(cluster.master(via=1))
-    _wait(lambda: new_primary.info()["role"] == "master", "new primary promoted")
+    seconds_until(lambda: new_primary.info()["role"] == "master", 20, "new primary promoted")
     # down-after + the Sentinels' election and promotion (design.md: about D + 1.3 s).
     assert failover_seconds < DOWN_AFTER_MS / 1000 + 5, failover_seconds
 
@@ -708,7 +695,7 @@ def test_cluster_lifecycle(cluster: Cluster, scripts_dir: Path) -> None:
         assert conn.wait(2, 2000) == 2
 
     # Stop every pod, then start them in another order: the former primary (n0) first.
-    _wait(lambda: all(cluster.master(via=i) == new_primary.addr for i in range(3)), "Sentinels agree")
+    seconds_until(lambda: all(cluster.master(via=i) == new_primary.addr for i in range(3)), 20, "Sentinels agree")
     for node in cluster.nodes:
         node.stop()
     order = [0, *(n.index for n in cluster.nodes if n is not new_primary and n is not n0), new_primary.index]
@@ -800,12 +787,13 @@ def test_auth_cluster_lifecycle(auth_cluster: Cluster, auth_scripts_dir: Path, s
 
     # SIGKILL the primary: the Sentinels (authenticated) promote a replica, the other resyncs.
     n0.kill()
-    _wait(lambda: cluster.master(via=1) != n0.addr, "failover", timeout=30)
+    seconds_until(lambda: cluster.master(via=1) != n0.addr, 30, "failover")
     new_primary = cluster.node(cluster.master(via=1))
-    _wait(lambda: new_primary.info()["role"] == "master", "new primary promoted")
+    seconds_until(lambda: new_primary.info()["role"] == "master", 20, "new primary promoted")
     # The state on the claim follows (sentinel-persist.sh, once a second).
-    _wait(
+    seconds_until(
         lambda: all(f"monitor {MASTER} 127.0.0.1 {new_primary.port} " in n.state_file.read_text() for n in (n1, n2)),
+        20,
         "the claim's state names the new primary",
     )
     n0.start_valkey()
@@ -921,7 +909,7 @@ def handover_drill(cluster: Cluster, scripts_dir: Path) -> None:
         with cluster.client(new_primary.port) as conn:
             return bool(conn.set("after-handover", 1))
 
-    outage = took + _wait_ok(writable)
+    outage = took + seconds_until(writable, 20, "condition")
     with cluster.client(new_primary.port) as conn:
         assert conn.dbsize() >= 1000 and conn.get("k999") == "999"
     print(f"handover: hook {took:.2f}s, writes accepted again {outage:.2f}s after it started")
@@ -929,19 +917,6 @@ def handover_drill(cluster: Cluster, scripts_dir: Path) -> None:
     assert outage < 4, outage
     n0.start_valkey()
     assert n0.role_line().startswith(f"valkey-role: replica of {new_primary.addr} ("), n0.role_line()
-
-
-def _wait_ok(condition: Callable[[], bool], timeout: float = 20) -> float:
-    """Seconds until ``condition()`` is true, counting errors such as NOREPLICAS as not yet."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            if condition():
-                return time.monotonic() - start
-        except valkey.ValkeyError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout}s")
 
 
 # -- replica-probe.sh -------------------------------------------------------------------------
@@ -982,14 +957,16 @@ def test_replica_probe(tmp_path: Path, scripts_dir: Path, valkey_env: dict[str, 
             data.mkdir()
             config = write_config(tmp_path / f"{port}.conf", port=port, data_dir=data, extra=extra)
             servers.append(subprocess.Popen(["valkey-server", str(config)], env=valkey_env, stdout=subprocess.DEVNULL))
-            _wait(lambda port=port: _ping(port), f"server on {port}")
-        _wait(lambda: replica_probe(scripts_dir, valkey_env, replica_port).returncode == 0, "replica ready")
+            seconds_until(lambda port=port: _ping(port), 20, f"server on {port}")
+        seconds_until(lambda: replica_probe(scripts_dir, valkey_env, replica_port).returncode == 0, 20, "replica ready")
         for port in (primary_port, replica_port):
             result = replica_probe(scripts_dir, valkey_env, port)
             assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
         servers[0].kill()
         servers[0].wait(timeout=10)
-        _wait(lambda: replica_probe(scripts_dir, valkey_env, replica_port).returncode == 1, "replica not ready")
+        seconds_until(
+            lambda: replica_probe(scripts_dir, valkey_env, replica_port).returncode == 1, 20, "replica not ready"
+        )
         result = replica_probe(scripts_dir, valkey_env, replica_port)
         assert result.stdout == (
             f"probe ready failed: replica of 127.0.0.1:{primary_port}, master_link_status:down, "
