@@ -89,8 +89,8 @@ class Valkey(Construct):
             future path), see :class:`Sentinel`, with its :class:`SentinelAlerts` (labels and runbook
             URL of ``alerts``); ``SentinelOptions()`` for the defaults. Clients
             then connect through the Sentinels (``sentinel_hosts``, ``sentinel_port``,
-            ``master_name``). Not with ``smoke_check``, which checks the single Valkey through
-            the client Service. Default: none, the single replica of ADR 0005.
+            ``master_name``); the ``smoke_check`` then checks the primary, the replicas and the
+            Sentinels. Default: none, the single replica of ADR 0005.
         :param server: The :class:`ValkeyStatefulSet` props, as keywords (``memory_limit=...``).
             ``name`` defaults to this construct's id.
         """
@@ -106,11 +106,6 @@ class Valkey(Construct):
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         if sentinel is not None:
             check_instance("sentinel", sentinel, SentinelOptions, "a SentinelOptions(...)")
-            if smoke_check is not None:
-                raise ValueError(
-                    "smoke_check: the SmokeCheck Job checks the Valkey through its client Service, which has "
-                    "no endpoints with sentinel; leave smoke_check out with sentinel"
-                )
         super().__init__(scope, id)
         # Same id as ours, so that the name defaults to it and errors about the id stay true.
         self.server = ValkeyStatefulSet(self, id, **server)
@@ -131,7 +126,9 @@ class Valkey(Construct):
         self.backups = Backups(self, "Backups", valkey=self.server, options=backups) if backups is not None else None
         self.smoke_check: SmokeCheck | None = None
         if smoke_check is not None:
-            self.smoke_check = SmokeCheck(self, "SmokeCheck", valkey=self.server, options=smoke_check)
+            self.smoke_check = SmokeCheck(
+                self, "SmokeCheck", valkey=self.server, options=smoke_check, sentinel=self.sentinel
+            )
 
     # -- wiring points: what clients need -----------------------------------------------
 
