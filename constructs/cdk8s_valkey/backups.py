@@ -1,4 +1,4 @@
-"""Backups: Longhorn recurring snapshots and backups of one Valkey's data claim (opt-in)."""
+"""Backups: Longhorn recurring snapshots and backups of one Valkey's data claims (opt-in)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 
 import cdk8s
-from constructs import Construct
+import jsii
+from cdk8s_plus_28 import k8s
+from constructs import Construct, IValidation
 
 from . import _labels, _registry
 from ._imports.cdk8s_valkey_longhorn.io import longhorn as _longhorn
@@ -175,8 +177,8 @@ class BackupOptions:
         Target). ``None`` renders no backup job. Default: every day at 02:30, 7 kept.
     :param longhorn_namespace: Namespace of the RecurringJob objects: Longhorn only reads them in
         its own. Default: ``longhorn-system``, where the Longhorn chart installs.
-    :param group: Longhorn recurring-job group of the jobs, which the data claim joins through the
-        label ``recurring-job-group.longhorn.io/<group>: enabled``; the jobs are named
+    :param group: Longhorn recurring-job group of the jobs, which every data claim of the Valkey
+        joins through the label ``recurring-job-group.longhorn.io/<group>: enabled``; the jobs are named
         ``<group>-snap`` and ``<group>-backup``. Jobs of every namespace share Longhorn's
         namespace, so it must be unique per Valkey in the cluster. A DNS label of at most 33
         characters (Longhorn job names are at most 40). Default: ``<namespace>-<name>`` of the
@@ -207,7 +209,7 @@ class BackupOptions:
 
 
 class Backups(Construct):
-    """Longhorn recurring snapshots and backups of one Valkey's data claim.
+    """Longhorn recurring snapshots and backups of one Valkey's data claims.
 
     Renders, in Longhorn's namespace and named from the group (``<namespace>-<name>`` of the
     Valkey by default):
@@ -215,15 +217,18 @@ class Backups(Construct):
     - ``RecurringJob <group>-snap`` (``longhorn.io/v1beta2``, task ``snapshot``) and
       ``RecurringJob <group>-backup`` (task ``backup``), each in the group ``<group>`` only,
       with its cron, retain count and concurrency; either can be turned off;
-    - on the Valkey's data claim ``data-<name>-0``, the labels
+    - on every data claim of the Valkey (:attr:`ValkeyStatefulSet.claim_names`: ``data-<name>-0``,
+      and with Sentinel one per pod, ``data-<name>-<ordinal>``), the labels
       ``recurring-job.longhorn.io/source: enabled`` and
       ``recurring-job-group.longhorn.io/<group>: enabled``, which put its volume in the group.
-      The claim is a standalone object of the manifests, so GitOps keeps these labels on an
+      Each claim is a standalone object of the manifests, so GitOps keeps these labels on an
       existing claim too (a claim template's labels would only reach a new claim).
 
     Snapshots are crash-consistent: Longhorn syncs the filesystem, then snapshots the block device,
     with no hook into Valkey. That is exactly what a crash leaves, which AOF replay handles
     (``docs/operations.md``: the restore drill and runbook). At most one Backups per Valkey.
+    Create it after anything that adds pods to the Valkey (:class:`Sentinel`; ``Valkey`` does):
+    it labels the claims that exist, and the synth fails if a claim is left out.
     """
 
     def __init__(
@@ -235,7 +240,7 @@ class Backups(Construct):
         options: BackupOptions | None = None,
     ) -> None:
         """
-        :param valkey: The Valkey whose data claim is snapshotted and backed up. The Backups may
+        :param valkey: The Valkey whose data claims are snapshotted and backed up. The Backups may
             live in any chart: its jobs go to Longhorn's namespace, its labels onto the claim.
         :param options: Schedules, namespace and group. Default: ``BackupOptions()``, hourly
             snapshots kept for a day and daily backups kept for a week.
@@ -243,11 +248,11 @@ class Backups(Construct):
         options = options if options is not None else BackupOptions()
         if not isinstance(options, BackupOptions):
             raise ValueError(f"options: {options!r} is not a BackupOptions; pass BackupOptions(...) or None")
-        # The standalone claim's labels apply on every sync; a claim template's only at creation.
-        claim = valkey.claim
+        # The standalone claims' labels apply on every sync; a claim template's only at creation.
+        claims = _claims(valkey)
         group = options.group if options.group is not None else _default_group(valkey)
-        claim_metadata = claim.metadata  # one jsii round trip, reused below
-        if claim_metadata.get_label(SOURCE_LABEL) is not None:
+        claim_metadata = [claim.metadata for claim in claims]  # one jsii round trip each, reused below
+        if claim_metadata[0].get_label(SOURCE_LABEL) is not None:
             raise ValueError(
                 f"valkey: {valkey.name!r} already has Backups (its claim carries {SOURCE_LABEL}); "
                 "give each Valkey at most one Backups"
@@ -274,8 +279,11 @@ class Backups(Construct):
             assert self.backup_job_name is not None
             self._job("Backup", self.backup_job_name, _longhorn.RecurringJobSpecTask.BACKUP, options.backup)
         self.claim_labels = {SOURCE_LABEL: ENABLED, f"{GROUP_LABEL_PREFIX}{group}": ENABLED}
-        for key, value in self.claim_labels.items():
-            claim_metadata.add_label(key, value)
+        self.claim_names = valkey.claim_names
+        for metadata in claim_metadata:
+            for key, value in self.claim_labels.items():
+                metadata.add_label(key, value)
+        self.node.add_validation(_EveryClaim(self))
 
     def _job(self, id: str, name: str, task: _longhorn.RecurringJobSpecTask, schedule: RecurringJobSchedule) -> None:
         _longhorn.RecurringJob(
@@ -293,6 +301,38 @@ class Backups(Construct):
                 groups=[self.group],
             ),
         )
+
+
+def _claims(valkey: ValkeyStatefulSet) -> list[k8s.KubePersistentVolumeClaim]:
+    """The Valkey's data claims, in the order of its ``claim_names``: the standalone claim objects
+    it renders under its own tree."""
+    names = valkey.claim_names
+    found = {
+        claim.name: claim
+        for claim in valkey.node.find_all()
+        if isinstance(claim, k8s.KubePersistentVolumeClaim) and claim.name in names
+    }
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ValueError(f"valkey: {valkey.name!r} renders no claim named {missing}; it must render each of {names}")
+    return [found[name] for name in names]
+
+
+@jsii.implements(IValidation)
+class _EveryClaim:
+    """At synth: the Valkey has no claim that joined after the Backups (pods added later)."""
+
+    def __init__(self, backups: Backups) -> None:
+        self.backups = backups
+
+    def validate(self) -> list[str]:
+        late = [name for name in self.backups.valkey.claim_names if name not in self.backups.claim_names]
+        if not late:
+            return []
+        return [
+            f"valkey: {self.backups.valkey.name!r} got the claims {late} after its Backups, which label only "
+            f"{list(self.backups.claim_names)}; create the Backups after the Sentinel (Valkey(...) does)"
+        ]
 
 
 def _default_group(valkey: ValkeyStatefulSet) -> str:
