@@ -60,6 +60,7 @@ OPT_IN_SETS: tuple[tuple[str, ...], ...] = (OPT_INS, *((o,) for o in OPT_INS), (
 AUTH_SECRET = SecretKeyRef(name="valkey-auth", key="password")
 CRD_GROUPS = ("monitoring.coreos.com/", "longhorn.io/")
 POD_TEMPLATE_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "Job", "CronJob")
+CHECKOV_FLAGS = ("--output", "json", "--skip-download", "--quiet")
 
 
 @dataclass(frozen=True)
@@ -378,15 +379,15 @@ def test_the_restricted_check_catches_what_it_must() -> None:
         (
             lambda: ctr["securityContext"].__setitem__("allowPrivilegeEscalation", True),
             f"{name}: allowPrivilegeEscalation is not false",
-        ),  # fmt: skip
+        ),
         (
             lambda: ctr["securityContext"]["capabilities"].__setitem__("drop", []),
             f"{name}: capabilities do not drop ALL",
-        ),  # fmt: skip
+        ),
         (
             lambda: ctr["securityContext"]["capabilities"].__setitem__("add", ["NET_ADMIN"]),
             f"{name}: adds capabilities ['NET_ADMIN']",
-        ),  # fmt: skip
+        ),
         (lambda: ctr["securityContext"].__setitem__("runAsNonRoot", False), f"{name}: runAsNonRoot is not true"),
         (lambda: spec["securityContext"].pop("seccompProfile"), f"{name}: seccompProfile None"),
         (lambda: ctr.setdefault("ports", []).append({"containerPort": 1, "hostPort": 1}), f"{name}: hostPort 1"),
@@ -422,8 +423,7 @@ def checkov_scan(tmp_path_factory: pytest.TempPathFactory) -> ComboScan:
         path.write_text(str(cdk8s.Yaml.stringify(*objs)))
         files[path.name] = combo
     result = subprocess.run(
-        [checkov_binary(), "--directory", str(root), "--framework", "kubernetes", "--output", "json"]
-        + ["--skip-download", "--quiet"],
+        [checkov_binary(), "--directory", str(root), "--framework", "kubernetes", *CHECKOV_FLAGS],
         env={**os.environ, **CHECKOV_ENV},
         capture_output=True,
         text=True,
