@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,12 @@ import kubernetes_validate
 import pytest
 import yaml
 from _crd_schema import validate_crd_object
+from podnet import NetStatefulSet, PodNetwork
+from podrunner import parse_quantity
 from test_checkov import CHECKOV_ENV, _objects_by_line, checkov_binary, load_exceptions
+from test_security_auth import resolve_secret_refs
+from test_smoke_script import Rendered as SmokeRendered
+from test_smoke_script import job_argv_and_env
 
 from cdk8s_valkey import (
     BackupOptions,
@@ -473,3 +479,70 @@ def test_checkov_finds_only_accepted_findings(checkov_scan: ComboScan, combo: Co
 def test_checkov_scanned_every_combination(checkov_scan: ComboScan) -> None:
     assert len(checkov_scan.files) == len(COMBOS)
     assert checkov_scan.passed > 0
+
+
+# -- a representative set boots for real ------------------------------------------------------
+
+PASSWORD = "composition-password"
+BOOTED = (
+    Combo("single", True, True, OPT_INS),
+    Combo("sentinel", True, True, OPT_INS),
+    Combo("sentinel", False, False, ("smoke_check",)),
+)
+PAGE_BYTES = 4096
+
+
+@pytest.fixture(scope="module")
+def boot_root() -> Iterator[Path]:
+    """Pods' and the Job's files, in a directory the pod user (uid 999) can traverse."""
+    with tempfile.TemporaryDirectory(prefix="composition-") as name:
+        root = Path(name)
+        root.chmod(0o711)
+        yield root
+
+
+@pytest.mark.parametrize("combo", BOOTED, ids=_ids(BOOTED))
+def test_boots_and_the_smoke_job_passes(combo: Combo, boot_root: Path, pod_bin_dir: Path) -> None:
+    """The rendered StatefulSet's pods (every container with a command: valkey, and sentinel
+    under Sentinel; the exporters' image has no shell and is not run) in network namespaces,
+    with the Secret resolved and the rendered memory limit as the cgroup limit the entrypoint
+    reads; then the rendered smoke Job (ConfigMap scripts, command, env, the pod user) in a pod
+    sandbox of its own, which reaches the pods by their Service and host names."""
+    objs = synthesized(combo)
+    valkey = rendered(combo).valkey
+    assert valkey is not None and valkey.smoke_check is not None
+    secrets = {(AUTH_SECRET.name, AUTH_SECRET.key): PASSWORD}
+    resolved = resolve_secret_refs(objs, secrets)
+    sts = next(o for o in objs if o["kind"] == "StatefulSet")
+    (server,) = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == "valkey"]
+    root = boot_root / combo.id
+    root.mkdir()
+    limit_file = root / "memory.max"  # what the kernel keeps: the limit in whole pages
+    limit_file.write_text(f"{parse_quantity(server['resources']['limits']['memory']) // PAGE_BYTES * PAGE_BYTES}\n")
+    limit_file.chmod(0o644)
+    cgroup_env = {"VALKEY_CGROUP_V2_FILE": str(limit_file), "VALKEY_CGROUP_V1_FILE": str(root / "missing")}
+    argv, env = job_argv_and_env(SmokeRendered(objs, valkey.smoke_check), root / "job", pod_bin_dir, secrets)
+    with PodNetwork() as network:
+        pods = NetStatefulSet(
+            resolved, network=network, root=root / "pods", bin_dir=pod_bin_dir, extra_env={"valkey": cgroup_env}
+        )
+        try:
+            pods.start(ready_timeout=120)
+            job = network.add_sandbox("smoke-job")
+            result = job.run(argv, env=env, capture_output=True, text=True, timeout=180)
+        finally:
+            pods.close()
+    print(f"\n{combo.id}:\n{result.stdout}")
+    lines = result.stdout.splitlines()
+    assert (result.returncode, result.stderr) == (0, ""), result.stdout
+    assert PASSWORD not in result.stdout
+    if combo.topology == "sentinel":
+        primary = "valkey-0.valkey-headless.apps.svc:6379".replace("apps", combo.namespace)
+        assert lines[-1] == f"smoke: all checks passed on {primary}, the primary of valkey, and its 2 replicas"
+        assert lines[0].startswith("smoke: ok sentinels: 3 of 3 name ")
+    else:
+        assert lines[-1] == "smoke: all checks passed on valkey:6379"
+    expected = f"smoke: ok maxmemory: {valkey.smoke_check.expected_maxmemory_bytes} bytes"
+    assert expected in lines, "maxmemory from the rendered limit, as the entrypoint applies it"
+    if combo.auth:
+        assert "smoke: ok auth: a client without the password is refused" in lines
