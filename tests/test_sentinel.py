@@ -632,7 +632,7 @@ def test_synth_guard_accepts_the_migration() -> None:
 
 def test_review_case_is_this_rendering() -> None:
     """The golden case's new side is what the library renders for main.py's production Valkey with
-    sentinel (and without the smoke check, which sentinel refuses)."""
+    sentinel (without the smoke check, which the old side predates)."""
     import main
 
     chart = new_chart(chart_id="valkey")
