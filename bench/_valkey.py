@@ -1,4 +1,4 @@
-"""The rendered Valkey container, run locally through tests/podrunner.py, plus INFO helpers."""
+"""The rendered Valkey container, run locally through harness/podrunner.py, plus INFO helpers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ._common import MANIFEST, podrunner, run, valkey_bin_dir
+from harness.paths import valkey_bin_dir
+
+from ._common import MANIFEST, podrunner, run
 
 
 def rendered_objects(extra_args: Sequence[str] = (), manifest: Path = MANIFEST) -> list[dict[str, Any]]:

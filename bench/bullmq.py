@@ -1,5 +1,5 @@
 """Benchmark 3, bullmq: jobs per second end to end with real BullMQ (npm, over ioredis) against the
-rendered Valkey (tests/podrunner.py), converted to Valkey commands per second with INFO deltas and
+rendered Valkey (harness/podrunner.py), converted to Valkey commands per second with INFO deltas and
 compared with ADR 0005's revisit trigger of 10k ops/s.
 
 `bench/node/bullmq_throughput.mjs` runs one producer (concurrent `queue.add`) and one worker

@@ -2,7 +2,7 @@
 peak memory the guardrail test reached, one line each.
 
 `maxmemory` comes from the rendered entrypoint itself: the rendered container runs (through
-tests/podrunner.py) inside a real memory cgroup with the rendered limit, and its log line and
+harness/podrunner.py) inside a real memory cgroup with the rendered limit, and its log line and
 `CONFIG GET maxmemory` are read; "usable for data" subtracts what the empty server already uses.
 The guardrail figures are those of tests/test_reliability_memory.py, which writes
 bench/out/guardrail.json; this benchmark only reads that file.

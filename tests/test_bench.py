@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from harness.paths import REPO
 
 BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory"]
 
@@ -36,7 +37,6 @@ def test_benchmark_runs_in_quick_mode(name: str, tmp_path: Path) -> None:
 
 
 def test_benchmark_list_matches_the_package() -> None:
-    sys.path.insert(0, str(REPO))
     import bench
 
     assert list(bench.BENCHMARKS) == BENCHMARKS

@@ -4,7 +4,7 @@ listed with a reason in security/checkov-exceptions.yaml, and that list holds no
 Two outputs are scanned, offline, one checkov run each (its graph checks join objects across
 the files of a run: the hardened output's NetworkPolicy would cover the default output's pod):
 - ``default``: ``main.build()``, i.e. dist/valkey.k8s.yaml (ADR 0005's posture);
-- ``hardened``: tests/_hardened.py, the same Valkey with ``auth_secret`` and ``network_policy``.
+- ``hardened``: harness/hardened.py, the same Valkey with ``auth_secret`` and ``network_policy``.
 
 A finding is identified by check id, output and object (``Kind/name``, found from the line range
 checkov reports), so an exception for the StatefulSet does not hide the same check failing on
@@ -25,10 +25,10 @@ from typing import Any
 import cdk8s
 import pytest
 import yaml
-from _hardened import build_hardened
-from conftest import REPO
 
 import main
+from harness.hardened import build_hardened
+from harness.paths import REPO
 
 EXCEPTIONS_FILE = REPO / "security" / "checkov-exceptions.yaml"
 OUTPUTS = ("default", "hardened")

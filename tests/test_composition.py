@@ -41,9 +41,6 @@ import cdk8s
 import kubernetes_validate
 import pytest
 import yaml
-from _crd_schema import validate_crd_object
-from podnet import NetStatefulSet, PodNetwork
-from podrunner import parse_quantity
 from test_checkov import CHECKOV_ENV, _objects_by_line, checkov_binary, load_exceptions
 from test_security_auth import resolve_secret_refs
 from test_smoke_script import Rendered as SmokeRendered
@@ -58,6 +55,9 @@ from cdk8s_valkey import (
     SmokeCheckOptions,
     Valkey,
 )
+from harness.crd_schema import validate_crd_object
+from harness.podnet import NetStatefulSet, PodNetwork
+from harness.podrunner import parse_quantity
 
 TOPOLOGIES = ("single", "sentinel")
 OPT_INS = ("dashboard", "backups", "smoke_check")

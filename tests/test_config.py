@@ -17,9 +17,6 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _servers import running_server, wait_for_pong
-from _synth import container, find, new_chart, objects
-from conftest import REPO, free_port
 
 from cdk8s_valkey import SecretKeyRef, ValkeyStatefulSet
 from cdk8s_valkey._config import (
@@ -33,6 +30,9 @@ from cdk8s_valkey._config import (
 )
 from cdk8s_valkey._directives_gen import _probe
 from cdk8s_valkey.valkey_statefulset import DATA_DIR, PORT
+from harness.paths import REPO, free_port
+from harness.servers import running_server, wait_for_pong
+from harness.synth import container, find, new_chart, objects
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _crd_schema import (
+
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.crd_schema import (
     UnsupportedGoRegexError,
     crd_errors,
     crd_kinds,
     go_regex_to_python,
     validate_crd_object,
 )
-from _synth import find, new_chart, objects
-
-from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.synth import find, new_chart, objects
 
 
 def exporter_objects() -> list[dict[str, Any]]:

@@ -17,14 +17,14 @@ import cdk8s
 import kubernetes_validate
 import pytest
 import yaml
-from _grafana import dashboard_errors, grafana_expr, panels
-from _synth import find, new_chart, objects
-from conftest import require_binary
 
 from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 from cdk8s_valkey._promql import scope_matchers
 from cdk8s_valkey.alerts import CAPACITY_REVIEW_RATIO, MEMORY_CRITICAL_RATIO, MEMORY_WARNING_RATIO
 from cdk8s_valkey.dashboard import ALERT_PANELS, TIME_FROM, UID_MAX_LENGTH, Dashboard, DashboardOptions
+from harness.grafana import dashboard_errors, grafana_expr, panels
+from harness.paths import require_binary
+from harness.synth import find, new_chart, objects
 
 SCOPE = 'namespace="apps",service="valkey-metrics"'
 GRAFANA = "https://grafana.example.com"

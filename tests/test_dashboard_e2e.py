@@ -31,15 +31,15 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _exporter import exporter_args_for_test, running_exporter
-from _grafana import grafana_expr, panels
-from _prometheus import query, query_range, running_prometheus, scrape_job, service_monitor_labels, wait_for
-from _synth import find, objects
-from conftest import REPO, free_port, require_binary
-from podrunner import PodRunner, publish_results
 
 from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
 from cdk8s_valkey.dashboard import TIME_FROM, Dashboard
+from harness.exporter import exporter_args_for_test, running_exporter
+from harness.grafana import grafana_expr, panels
+from harness.paths import REPO, free_port, require_binary
+from harness.podrunner import PodRunner, publish_results
+from harness.prometheus import query, query_range, running_prometheus, scrape_job, service_monitor_labels, wait_for
+from harness.synth import find, objects
 
 BUDGET_SECONDS = 40
 NODE_SCRIPT = REPO / "tests" / "node" / "bullmq_fill.mjs"

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, require_binary
+from harness.paths import REPO, require_binary
 
 
 def test_dist_matches_a_fresh_cdk8s_synth(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from harness.paths import REPO
 
 DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
 # [text](target) outside fenced code blocks; images too. Targets with a scheme are not ours to check.

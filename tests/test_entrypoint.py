@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _servers import client, stop_server, wait_for_pong, write_config
-from conftest import free_port, require_binary
+
+from harness.paths import free_port, require_binary
+from harness.servers import client, stop_server, wait_for_pong, write_config
 
 SCRIPT = Path(__file__).parents[1] / "constructs/cdk8s_valkey/scripts/entrypoint.sh"
 NOBODY = 65534  # uid/gid of `nobody` on Debian

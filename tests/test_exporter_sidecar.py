@@ -12,7 +12,9 @@ from typing import Any
 import cdk8s
 import cdk8s_plus_28 as kplus
 import pytest
-from _exporter import (
+
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.exporter import (
     exporter_args_for_test,
     listen_url,
     metric_names,
@@ -21,11 +23,9 @@ from _exporter import (
     scrape,
     scrape_until,
 )
-from _servers import client, running_server, wait_for_pong, write_config
-from _synth import container, find, new_chart, objects
-from conftest import free_port
-
-from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.paths import free_port
+from harness.servers import client, running_server, wait_for_pong, write_config
+from harness.synth import container, find, new_chart, objects
 
 QUEUE_KEYS = "db0=bull:{q}:wait,db0=bull:{q}:paused,db0=bull:{q}:prioritized,db0=bull:{q}:delayed,db0=bull:{q}:active"
 BASE_ARGS = [

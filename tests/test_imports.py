@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_CRDS, require_binary
+
+from harness.paths import REPO, SHARED_CRDS, require_binary
 
 IMPORTS = REPO / "imports"
 

@@ -9,10 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from _crd_schema import validate_crd_object
-from _synth import load_all, new_chart, objects
 from cdk8s_plus_28 import k8s
-from conftest import REPO
 
 from cdk8s_valkey import (
     AlertOptions,
@@ -23,6 +20,9 @@ from cdk8s_valkey import (
     Valkey,
     ValkeyStatefulSet,
 )
+from harness.crd_schema import validate_crd_object
+from harness.paths import REPO
+from harness.synth import load_all, new_chart, objects
 
 DIST = [obj for path in sorted((REPO / "dist").glob("*.k8s.yaml")) for obj in load_all(path.read_text())]
 CRD_GROUPS = ("monitoring.coreos.com/", "longhorn.io/")

@@ -13,10 +13,10 @@ from typing import Any
 import cdk8s
 import kubernetes_validate
 import pytest
-from _synth import find, new_chart, objects
 from cdk8s_plus_28 import k8s
 
 from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.synth import find, new_chart, objects
 
 POD_LABELS = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": "valkey"}
 VALKEY_LABELS = {

@@ -16,11 +16,11 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from _crd_schema import validate_crd_object
-from _synth import load_all
-from conftest import REPO, SHARED_CRDS
 
 import cdk8s_valkey
+from harness.crd_schema import validate_crd_object
+from harness.paths import REPO, SHARED_CRDS
+from harness.synth import load_all
 
 ENV = dict(os.environ, JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", PIP_DISABLE_PIP_VERSION_CHECK="1")
 CDK8S = REPO / "node_modules" / ".bin" / "cdk8s"

@@ -1,4 +1,4 @@
-"""The pod network itself (tests/podnet.py): pods in their own network namespaces replicate by
+"""The pod network itself (harness/podnet.py): pods in their own network namespaces replicate by
 host name, a re-created pod gets a new IP and the names follow it, a partition cuts a pod off
 and healing restores it, the containers of a pod share localhost, and nothing is left behind."""
 
@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 import valkey
-from podnet import NETNS_ETC, STATE_DIR, NetStatefulSet, PodNetError, PodNetwork, Sandbox, sweep_leftovers
-from podrunner import load_manifest
+
+from harness.paths import REPO
+from harness.podnet import NETNS_ETC, STATE_DIR, NetStatefulSet, PodNetError, PodNetwork, Sandbox, sweep_leftovers
+from harness.podrunner import load_manifest
 
 EXPORTER = {"oliver006/redis_exporter": ["prometheus-redis-exporter"]}
 
@@ -213,12 +215,11 @@ def test_leftovers_of_a_dead_session_are_swept(tmp_path: Path) -> None:
     """A session killed before its finalizers ran leaves a bridge, namespaces and a state file;
     the next network created removes them."""
     script = (
-        "import sys, os; sys.path.insert(0, sys.argv[1]); from podnet import PodNetwork;"
+        "import os; from harness.podnet import PodNetwork;"
         "n = PodNetwork().create(); n.add_sandbox('orphan'); print(n.tag, flush=True); os._exit(0)"
     )
-    tests_dir = str(Path(__file__).resolve().parent)
     result = subprocess.run(
-        [sys.executable, "-c", script, tests_dir], capture_output=True, text=True, timeout=30, check=True
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
     )
     tag = result.stdout.strip()
     assert namespaces(tag) and links(tag), "the dead session left its network behind"

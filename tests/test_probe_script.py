@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from _servers import client, info_field, running_server, valkey_cli, wait_for_pong, write_config
-from conftest import free_port, require_binary
+
+from harness.paths import free_port, require_binary
+from harness.servers import client, info_field, running_server, valkey_cli, wait_for_pong, write_config
 
 SCRIPTS = Path(__file__).parents[1] / "constructs/cdk8s_valkey/scripts"
 PROBE = SCRIPTS / "probe.sh"

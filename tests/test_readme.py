@@ -14,9 +14,9 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import pytest
 import yaml
-from conftest import REPO
 
 import cdk8s_valkey
+from harness.paths import REPO
 
 README = REPO / "README.md"
 _PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\Z)", re.S)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _node import NodeProcess
-from podrunner import REPO, PodRunner, load_manifest, publish_results
+
+from harness.node import NodeProcess
+from harness.podrunner import REPO, PodRunner, load_manifest, publish_results
 
 SCRIPT = REPO / "tests" / "node" / "bullmq_replay.mjs"
 LOSS_WINDOW_MS = 2000  # AOF everysec: up to ~1 s, 2 s when an fsync is slow (Valkey docs)
@@ -47,7 +48,7 @@ def node() -> str:
 
 
 def node_scenario(node: str, port: int) -> NodeProcess:
-    """The node script as a child process; its JSON lines collected by tests/_node.py."""
+    """The node script as a child process; its JSON lines collected by harness/node.py."""
     env = {
         "VALKEY_PORT": str(port),
         "JOBS": "300",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import valkey
-from podrunner import PodRunner, load_manifest, publish_results
+
+from harness.podrunner import PodRunner, load_manifest, publish_results
 
 WRITE_SECONDS = 3.0
 LOSS_WINDOW_SECONDS = 2.0

@@ -42,14 +42,14 @@ import cdk8s
 import pytest
 import valkey
 import yaml
-from _exporter import exporter_args_for_test, running_exporter
-from _prometheus import get_json as _get_json
-from _prometheus import running_prometheus, scrape_job, service_monitor_labels, wait_for
-from _synth import find, objects
-from podrunner import PodRunner, filesystem_type, free_port, publish_results
 from test_alerts_e2e import INTERVAL, _firing, _rules_with_short_for
 
 from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from harness.exporter import exporter_args_for_test, running_exporter
+from harness.podrunner import PodRunner, filesystem_type, free_port, publish_results
+from harness.prometheus import get_json as _get_json
+from harness.prometheus import running_prometheus, scrape_job, service_monitor_labels, wait_for
+from harness.synth import find, objects
 
 VOLUME_BYTES = 32 << 20
 VALUE = b"v" * 100

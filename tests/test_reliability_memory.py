@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 import valkey
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from podrunner import (
+
+from harness.podrunner import (
     MemoryCgroup,
     MemoryCgroupUnavailableError,
     PodRunner,

@@ -41,9 +41,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import REPO, require_binary
-from podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 from test_reliability_crash import SequenceWriter, read_back
+
+from harness.paths import REPO, require_binary
+from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 
 RUNBOOK = REPO / "docs" / "operations.md"
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")

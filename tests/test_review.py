@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from _review import CASES, cli
-from conftest import require_binary
 
 from cdk8s_valkey.__main__ import main
 from cdk8s_valkey.review import Verdict, load_path, review
+from harness.paths import require_binary
+from harness.review import CASES, cli
 
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "old").is_dir())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

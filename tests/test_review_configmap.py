@@ -6,10 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from _review import findings_for, only, rendering, review_edit, verdicts
-from _synth import find
-
 from cdk8s_valkey.review import Verdict, review
+from harness.review import findings_for, only, rendering, review_edit, verdicts
+from harness.synth import find
 
 CM = "ConfigMap"
 CONFIG = "valkey-config"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from _review import findings_for
-
 from cdk8s_valkey.review import ObjectKey, Report, Verdict, review
+from harness.review import findings_for
 
 
 def _obj(kind: str = "RecurringJob", api: str = "longhorn.io/v1beta2", **spec: Any) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _review import CASES, edited, rendering
 
 from cdk8s_valkey.review import guard_claims
+from harness.review import CASES, edited, rendering
 
 
 @pytest.fixture

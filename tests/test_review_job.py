@@ -7,9 +7,9 @@ import copy
 from typing import Any
 
 import pytest
-from _review import findings_for, only
 
 from cdk8s_valkey.review import Verdict, review
+from harness.review import findings_for, only
 
 JOB: dict[str, Any] = {
     "apiVersion": "batch/v1",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from _review import findings_for, review_edit
-
 from cdk8s_valkey.review import Verdict
+from harness.review import findings_for, review_edit
 
 
 def test_alert_changes_are_named() -> None:

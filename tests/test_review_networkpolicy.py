@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from _review import findings_for, rendering, review_edit
-from _synth import find
-
 from cdk8s_valkey.review import Verdict, review
+from harness.review import findings_for, rendering, review_edit
+from harness.synth import find
 
 
 def _with_policy() -> list[dict[str, object]]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _review import findings_for, pod_container, review_edit
 
 from cdk8s_valkey.review import Verdict
 from cdk8s_valkey.review.pod_template import maxmemory
+from harness.review import findings_for, pod_container, review_edit
 
 
 def _valkey(sts: dict[str, Any]) -> dict[str, Any]:

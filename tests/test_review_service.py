@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _review import only, rendering, review_edit, verdicts
-from _synth import find
 
 from cdk8s_valkey.review import Verdict, review
+from harness.review import only, rendering, review_edit, verdicts
+from harness.synth import find
 
 SVC = "Service"
 RECREATE = (

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _review import findings_for, only, rendering, review_edit, template_design, verdicts
-from _synth import find
 
 from cdk8s_valkey.review import Verdict, review
+from harness.review import findings_for, only, rendering, review_edit, template_design, verdicts
+from harness.synth import find
 
 ORPHAN = (
     "`kubectl -n apps delete statefulset valkey --cascade=orphan`, then sync: the new StatefulSet adopts the "

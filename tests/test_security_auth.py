@@ -1,9 +1,9 @@
 """Opt-in AUTH (``auth_secret``), rendered and run for real.
 
-The hardened variant (tests/_hardened.py: main.py's Valkey with ``auth_secret`` and
+The hardened variant (harness/hardened.py: main.py's Valkey with ``auth_secret`` and
 ``network_policy``, plus the exporter) is synthesized, the kubelet's part is played by
 :func:`resolve_secret_refs` (every ``secretKeyRef`` becomes the test password), and the Valkey
-container runs through tests/podrunner.py exactly as rendered: ``requirepass.sh``, the
+container runs through harness/podrunner.py exactly as rendered: ``requirepass.sh``, the
 entrypoint, the rendered probes. The real redis_exporter runs with the rendered args and env.
 
 Then: unauthenticated clients are refused, authenticated ones work, the probes pass, the
@@ -29,7 +29,10 @@ import cdk8s
 import kubernetes_validate
 import pytest
 import valkey
-from _exporter import (
+from test_probe_script import build_command_form_aof
+
+from cdk8s_valkey import ExporterSidecar, SecretKeyRef, ValkeyStatefulSet
+from harness.exporter import (
     exporter_args_for_test,
     listen_url,
     running_exporter,
@@ -38,14 +41,11 @@ from _exporter import (
     start_exporter,
     stop_exporter,
 )
-from _hardened import AUTH_SECRET, build_hardened
-from _servers import valkey_cli
-from _synth import container, find, new_chart, objects, to_yaml
-from conftest import REPO, free_port, require_binary
-from podrunner import PodRunner
-from test_probe_script import build_command_form_aof
-
-from cdk8s_valkey import ExporterSidecar, SecretKeyRef, ValkeyStatefulSet
+from harness.hardened import AUTH_SECRET, build_hardened
+from harness.paths import REPO, free_port, require_binary
+from harness.podrunner import PodRunner
+from harness.servers import valkey_cli
+from harness.synth import container, find, new_chart, objects, to_yaml
 
 SCRIPTS = REPO / "constructs/cdk8s_valkey/scripts"
 REQUIREPASS = SCRIPTS / "requirepass.sh"

@@ -10,21 +10,22 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
-from _crd_schema import validate_crd_object
-from _synth import container, find, load_all, new_chart, objects, to_yaml
 from cdk8s_plus_28 import k8s
-from conftest import REPO
 
 from cdk8s_valkey import (
     ExporterSidecar,
     SecretKeyRef,
     Sentinel,
     SentinelOptions,
+    Topology,
     Valkey,
     ValkeyStatefulSet,
 )
 from cdk8s_valkey.review import guard_claims
 from cdk8s_valkey.valkey_statefulset import CLAIM_TEMPLATE_STORAGE
+from harness.crd_schema import validate_crd_object
+from harness.paths import REPO
+from harness.synth import container, find, load_all, new_chart, objects, to_yaml
 
 HOSTS = tuple(f"valkey-{i}.valkey-headless.apps.svc" for i in range(3))
 
@@ -567,15 +568,46 @@ def test_composite_checks_the_sentinel_options_type() -> None:
 # -- the ValkeyStatefulSet hooks ----------------------------------------------------------------------
 
 
-def test_set_replicas_rules() -> None:
+def test_set_topology_rules() -> None:
     valkey = ValkeyStatefulSet(new_chart(), "valkey")
     with pytest.raises(ValueError) as error:
-        valkey.set_replicas(1)
-    assert str(error.value) == "replicas: 1 is not allowed; use a whole number from 2 to 7"
-    valkey.set_replicas(2)
+        Topology.sentinel("valkey", 1)
+    assert str(error.value) == (
+        "replicas: 1 does not fit kind 'sentinel'; a single topology has 1 pod, a replicated one at least 2"
+    )
     with pytest.raises(ValueError) as error:
-        valkey.set_replicas(3)
+        valkey.set_topology(Topology.sentinel("other", 3))
+    assert str(error.value) == "topology: it names 'other', not this Valkey 'valkey'"
+    with pytest.raises(ValueError) as error:
+        valkey.set_topology(Topology.sentinel("valkey", 8))
+    assert str(error.value) == "replicas: 8 is not allowed; use a whole number from 2 to 7"
+    valkey.set_topology(Topology.sentinel("valkey", 2))
+    with pytest.raises(ValueError) as error:
+        valkey.set_topology(Topology.sentinel("valkey", 3))
     assert str(error.value) == "replicas: 'valkey' already runs 2 pods; set them once"
+
+
+def test_topology_is_fixed_once_an_option_read_it() -> None:
+    """An option that rendered for one pod would be wrong for three: setting the topology after
+    it was read fails, naming what read it."""
+    valkey = ValkeyStatefulSet(new_chart(), "valkey")
+    assert valkey.claim_names == ("data-valkey-0",)
+    with pytest.raises(ValueError) as error:
+        valkey.set_topology(Topology.sentinel("valkey", 3))
+    assert str(error.value) == (
+        "topology: claim_names of 'valkey' was already read for a single pod; set the topology "
+        "(create the Sentinel) before the options that render for it"
+    )
+
+
+def test_topology_of_sentinel() -> None:
+    _, sentinel = build()
+    topology = sentinel.valkey.topology
+    assert topology.kind == "sentinel"
+    assert topology.replicas == 3
+    assert topology.client_endpoint == "sentinel"
+    assert topology.writable_pod_names == ("valkey-0", "valkey-1", "valkey-2")
+    assert topology.claim_names == ("data-valkey-0", "data-valkey-1", "data-valkey-2")
 
 
 def test_hooks_refuse_what_they_cannot_render() -> None:

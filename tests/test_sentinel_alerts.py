@@ -12,14 +12,14 @@ from typing import Any
 import cdk8s
 import pytest
 import yaml
-from _synth import find, new_chart, objects
-from conftest import REPO
 from test_alerts import load_unit_test, promtool, run_promtool, runbook_anchors  # noqa: F401
 
 from cdk8s_valkey import AlertOptions, Alerts, ExporterSidecar, Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.alerts import ALERT_NAMES as VALKEY_ALERT_NAMES
 from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
 from cdk8s_valkey.sentinel_alerts import ALERT_NAMES, SentinelAlertOptions, SentinelAlerts
+from harness.paths import REPO
+from harness.synth import find, new_chart, objects
 
 PROMTOOL_TESTS = REPO / "tests" / "promtool" / "sentinel"
 SEVERITIES = {"critical", "warning", "info"}

@@ -1,7 +1,7 @@
 """Sentinel failover drills on real processes, against the rendered Sentinel topology.
 
 Every pod of the rendered StatefulSet (its ``valkey`` and ``sentinel`` containers, as the
-manifest says) runs in its own network namespace (tests/podnet.py), host names resolve as pod
+manifest says) runs in its own network namespace (harness/podnet.py), host names resolve as pod
 DNS would, and a client pod runs a BullMQ producer and worker and a plain writer that connect
 through the Sentinels with the options our docs recommend (tests/node/sentinel_drill.mjs).
 
@@ -28,10 +28,11 @@ from typing import Any
 
 import pytest
 import valkey
-from _node import NodeProcess, node_binary
-from _synth import new_chart, objects
-from podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
-from podrunner import REPO, publish_results
+
+from harness.node import NodeProcess, node_binary
+from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
+from harness.podrunner import REPO, publish_results
+from harness.synth import new_chart, objects
 
 SCRIPT = REPO / "tests" / "node" / "sentinel_drill.mjs"
 POLL_S = 0.05

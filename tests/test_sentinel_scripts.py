@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 import valkey
-from _servers import client, write_config
-from _synth import find, new_chart, objects
-from conftest import REPO, free_port, require_binary
 
 from cdk8s_valkey import ValkeyStatefulSet
 from cdk8s_valkey.sentinel import Sentinel, SentinelOptions
+from harness.paths import REPO, free_port, require_binary
+from harness.servers import client, write_config
+from harness.synth import find, new_chart, objects
 
 MASTER = "valkey"
 # Below the 4 s SentinelOptions allows, to keep the failover short; at 1 s a loaded machine saw a

@@ -12,14 +12,14 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
-from _hardened import AUTH_SECRET, build_hardened, hardening_gaps
-from _synth import find, new_chart, objects
 from cdk8s_plus_28 import k8s
-from conftest import REPO
 from test_network_policy import POD_LABELS, Peer, ingress_allowed
 
 from cdk8s_valkey import ExporterSidecar, Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.smoke_check import SmokeCheck, SmokeCheckOptions, expected_maxmemory_bytes
+from harness.hardened import AUTH_SECRET, build_hardened, hardening_gaps
+from harness.paths import REPO
+from harness.synth import find, new_chart, objects
 
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
 SMOKE_POD = Peer(
@@ -246,7 +246,7 @@ def test_pod_is_hardened() -> None:
 
 
 def test_hardened_app_runs_a_hardened_smoke_job() -> None:
-    """tests/_hardened.py (scanned by checkov) includes the SmokeCheck."""
+    """harness/hardened.py (scanned by checkov) includes the SmokeCheck."""
     objs = objects(build_hardened(cdk8s.Testing.app()))
     assert hardening_gaps(pod(objs)) == []
     assert {p["metadata"]["name"] for p in objs if p["kind"] == "NetworkPolicy"} >= {"valkey-smoke", "valkey-smoke-job"}

@@ -1,6 +1,6 @@
 """smoke.sh and smoke-sentinel.sh, the SmokeCheck Job's scripts, run for real against real servers.
 
-Servers: the rendered StatefulSet through tests/podrunner.py (entrypoint, config, probes, the
+Servers: the rendered StatefulSet through harness/podrunner.py (entrypoint, config, probes, the
 pod's user), in a real memory cgroup of the rendered limit, so that ``maxmemory`` comes from the
 cgroup as in a cluster. The script: the rendered Job's container as the kubelet would start it
 (the ConfigMap file, the command, the env, the Secret key resolved), except that the Service name
@@ -28,14 +28,14 @@ from typing import Any
 import cdk8s
 import pytest
 import valkey
-from _servers import write_config
-from _synth import find, new_chart, objects
-from conftest import REPO, free_port, require_binary
-from podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
 from test_security_auth import resolve_secret_refs
 
 from cdk8s_valkey import SecretKeyRef, SentinelOptions, SmokeCheckOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.smoke_check import SmokeCheck
+from harness.paths import REPO, free_port, require_binary
+from harness.podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
+from harness.servers import write_config
+from harness.synth import find, new_chart, objects
 
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
 SENTINEL_SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke-sentinel.sh"

@@ -34,8 +34,9 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import REPO, require_binary
-from podrunner import PodRunner, load_manifest, publish_results
+
+from harness.paths import REPO, require_binary
+from harness.podrunner import PodRunner, load_manifest, publish_results
 
 NEXT_MAJOR_VERSION = "9.1.2"
 FUNCTION_LIBRARY = (

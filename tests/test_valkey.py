@@ -8,10 +8,10 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _synth import find, new_chart, objects
 
 from cdk8s_valkey import AlertOptions, ExporterOptions, Valkey, ValkeyProps, ValkeyStatefulSet
 from cdk8s_valkey.alerts import ALERT_NAMES
+from harness.synth import find, new_chart, objects
 
 
 def test_valkey_props_are_exactly_the_statefulset_props() -> None:

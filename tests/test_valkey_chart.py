@@ -9,7 +9,6 @@ from typing import Any
 
 import cdk8s
 import pytest
-from _synth import container, find, new_chart, objects, to_yaml
 
 from cdk8s_valkey import (
     AlertOptions,
@@ -20,6 +19,7 @@ from cdk8s_valkey import (
     ValkeyChart,
     ValkeyStatefulSet,
 )
+from harness.synth import container, find, new_chart, objects, to_yaml
 
 
 def test_defaults_snapshot(yaml_snapshot: Any) -> None:

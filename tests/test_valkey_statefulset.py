@@ -10,10 +10,11 @@ import cdk8s
 import cdk8s_plus_28 as kplus
 import kubernetes_validate
 import pytest
-from _synth import container, find, new_chart, objects, to_yaml
+import yaml
 from cdk8s_plus_28 import k8s
 
-from cdk8s_valkey import PodOptions, ValkeyStatefulSet
+from cdk8s_valkey import ExporterSidecar, PodOptions, Sentinel, Topology, ValkeyStatefulSet
+from harness.synth import container, find, new_chart, objects, to_yaml
 
 EXPECTED_KINDS = ["ConfigMap", "ConfigMap", "Service", "Service", "PersistentVolumeClaim", "StatefulSet"]
 
@@ -612,3 +613,90 @@ def test_a_pascal_case_id_says_the_name_came_from_the_id() -> None:
         "starting with a letter and ending with a letter or digit); pass name='session-cache' or use a "
         "lower-case id"
     )
+
+
+# -- the pod model: one owner, canonical order ------------------------------------------------------
+
+
+def _build_in_order(order: tuple[str, ...]) -> list[str]:
+    """The same app, its parts created in ``order``: each object's YAML, by kind and name (cdk8s
+    writes a chart's objects in creation order, which is the only thing allowed to differ)."""
+    chart = new_chart()
+    valkey = ValkeyStatefulSet(chart, "valkey", network_policy=True)
+    exporter: list[ExporterSidecar] = []
+    steps = {
+        "exporter": lambda: exporter.append(ExporterSidecar(chart, "metrics", valkey=valkey)),
+        "sidecar": lambda: valkey.add_container(k8s.Container(name="helper", image="busybox:1.36.1")),
+        "volume": lambda: valkey.add_volume(k8s.Volume(name="scratch", empty_dir=k8s.EmptyDirVolumeSource())),
+        "annotation": lambda: valkey.add_pod_annotation("example.com/owner", "team-a"),
+        "env": lambda: valkey.add_env("EXTRA", value="1"),
+        "sentinel": lambda: Sentinel(chart, "sentinel", valkey=valkey, exporter=exporter[0]),
+    }
+    for step in order:
+        steps[step]()
+    docs = sorted(objects(chart), key=lambda o: (o["kind"], o["metadata"]["name"]))
+    return [str(cdk8s.Yaml.stringify(doc)) for doc in docs]
+
+
+def test_same_app_in_any_order_renders_the_same_yaml() -> None:
+    """No construct edits another's rendered JSON: each contributes to the pod model, which
+    renders once at synth in a declared order. Creating the parts in another order (the Sentinel
+    needs its exporter first) gives the same objects, byte for byte."""
+    orders = [
+        ("exporter", "sidecar", "volume", "annotation", "env", "sentinel"),
+        ("sidecar", "env", "exporter", "sentinel", "volume", "annotation"),
+        ("annotation", "volume", "sidecar", "exporter", "env", "sentinel"),
+        ("env", "exporter", "sentinel", "annotation", "sidecar", "volume"),
+    ]
+    first = _build_in_order(orders[0])
+    for order in orders[1:]:
+        assert _build_in_order(order) == first, order
+    sts = yaml.safe_load(next(doc for doc in first if doc.startswith("apiVersion: apps/v1")))
+    pod = sts["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["valkey", "exporter", "sentinel", "sentinel-exporter", "helper"]
+    assert [v["name"] for v in pod["volumes"]] == ["config", "scripts", "sentinel", "scratch"]
+    env = [var["name"] for var in pod["containers"][0]["env"]]
+    assert env.index("VALKEY_SENTINEL_WAIT_SECONDS") < env.index("EXTRA")
+
+
+def test_pod_model_renders_the_valkey_container_once_with_every_contribution() -> None:
+    chart = new_chart()
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    valkey.wrap_command("env", order=2000)
+    valkey.wrap_command("nice", order=1500)
+    valkey.add_args("--maxclients", "100")
+    valkey.wrap_probe("readiness", "timeout", "2")
+    valkey.set_pre_stop("sleep", "1")
+    with pytest.raises(ValueError, match="already has a preStop hook"):
+        valkey.set_pre_stop("sleep", "2")
+    with pytest.raises(ValueError, match="container 'nope': the valkey pod has no such container"):
+        valkey.pod_model.add_args("nope", "x", order=0)
+    with pytest.raises(ValueError, match="annotation 'checksum/config' is already set on the valkey pod"):
+        valkey.add_pod_annotation("checksum/config", "x")
+    ctr = container(objects(chart))
+    assert ctr["command"] == ["nice", "env", "sh", "/scripts/entrypoint.sh"]
+    assert ctr["args"] == ["--maxclients", "100"]
+    assert ctr["readinessProbe"]["exec"]["command"] == ["timeout", "2", "sh", "/scripts/probe.sh", "ready"]
+    assert ctr["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "1"]}}}
+
+
+def test_client_service_can_be_pointed_at_other_pods() -> None:
+    """A primary endpoint (HAProxy) takes over the client Service <name>: once, with a note."""
+    chart = new_chart()
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    valkey.set_client_service_selector({"app": "valkey-endpoint"}, note="through HAProxy")
+    service = find(objects(chart), "Service", "valkey")
+    assert service["spec"]["selector"] == {"app": "valkey-endpoint"}
+    assert service["metadata"]["annotations"] == {"cdk8s-valkey/clients": "through HAProxy"}
+    with pytest.raises(ValueError, match="was already pointed elsewhere"):
+        valkey.set_client_service_selector(None)
+
+
+def test_claim_labels_reach_every_claim() -> None:
+    chart = new_chart()
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    valkey.set_topology(Topology.sentinel("valkey", 3))
+    valkey.add_claim_labels({"example.com/backup": "hourly"})
+    claims = [o for o in objects(chart) if o["kind"] == "PersistentVolumeClaim"]
+    assert [c["metadata"]["name"] for c in claims] == ["data-valkey-0", "data-valkey-1", "data-valkey-2"]
+    assert all(c["metadata"]["labels"]["example.com/backup"] == "hourly" for c in claims)

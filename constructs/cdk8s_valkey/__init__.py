@@ -4,10 +4,12 @@ from .alerts import AlertOptions, Alerts
 from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
+from .pod_model import ContainerModel, PodModel
 from .pod_options import PodOptions
 from .sentinel import Sentinel, SentinelOptions
 from .sentinel_alerts import SentinelAlertOptions, SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
+from .topology import Topology
 from .valkey import Valkey, ValkeyProps
 from .valkey_chart import ValkeyChart
 from .valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
@@ -17,10 +19,12 @@ __all__ = [
     "Alerts",
     "BackupOptions",
     "Backups",
+    "ContainerModel",
     "Dashboard",
     "DashboardOptions",
     "ExporterOptions",
     "ExporterSidecar",
+    "PodModel",
     "PodOptions",
     "RecurringJobSchedule",
     "SecretKeyRef",
@@ -30,6 +34,7 @@ __all__ = [
     "SentinelOptions",
     "SmokeCheck",
     "SmokeCheckOptions",
+    "Topology",
     "Valkey",
     "ValkeyChart",
     "ValkeyProps",

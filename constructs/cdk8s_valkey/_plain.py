@@ -13,7 +13,7 @@ validate every rendered object strictly against the Kubernetes 1.28 schemas and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cdk8s
@@ -61,9 +61,61 @@ def api_object(
     return obj
 
 
+class RenderedApiObject(cdk8s.ApiObject):
+    """An object whose ``spec`` is rendered once, at synth, by ``render`` (which returns it as
+    plain JSON). Its owner keeps the object's model as Python data; other constructs change that
+    model through the owner's public methods, never this object's JSON. JSON patches added
+    with :meth:`add_json_patch` (escape hatches) still apply, after the spec is in place."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        api_version: str,
+        kind: str,
+        name: str,
+        labels: Mapping[str, str],
+        render: Callable[[], Mapping[str, Any]],
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            api_version=api_version,
+            kind=kind,
+            metadata=cdk8s.ApiObjectMetadata(
+                name=name, labels=dict(labels), annotations=dict(annotations) if annotations else None
+            ),
+        )
+        self._render = render
+        self._patches: list[cdk8s.JsonPatch] = []
+
+    def add_json_patch(self, *ops: cdk8s.JsonPatch) -> None:
+        """Apply ``ops`` to the rendered object (after its spec), as cdk8s does for any object."""
+        self._patches.extend(ops)
+
+    def to_json(self) -> Any:
+        """The manifest: cdk8s renders ``apiVersion``, ``kind`` and ``metadata`` (the chart's
+        namespace, labels added later), this object its ``spec`` (sorted as cdk8s sorts)."""
+        manifest = super().to_json()
+        manifest["spec"] = sanitized(self._render())
+        return cdk8s.JsonPatch.apply(manifest, *self._patches) if self._patches else manifest
+
+
 def secret_env(env_name: str, secret: str, key: str) -> JsonObject:
     """An env var the kubelet fills from one key of a Secret (``k8s.EnvVar`` with a ``secretKeyRef``)."""
     return {"name": env_name, "valueFrom": {"secretKeyRef": {"key": key, "name": secret}}}
+
+
+def value_env(env_name: str, value: str) -> JsonObject:
+    """An env var with a literal value."""
+    return {"name": env_name, "value": value}
+
+
+def field_env(env_name: str, field_path: str) -> JsonObject:
+    """An env var from the downward API (``metadata.name``, ...)."""
+    return {"name": env_name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
 def exec_probe(command: list[str], *, period: int, timeout: int, failures: int) -> JsonObject:

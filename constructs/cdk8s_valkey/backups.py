@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass
 
 import cdk8s
-import jsii
-from cdk8s_plus_28 import k8s
-from constructs import Construct, IValidation
+from constructs import Construct
 
 from . import _labels, _registry
 from ._imports.cdk8s_valkey_longhorn.io import longhorn as _longhorn
@@ -228,7 +226,7 @@ class Backups(Construct):
     with no hook into Valkey. That is exactly what a crash leaves, which AOF replay handles
     (``docs/operations.md``: the restore drill and runbook). At most one Backups per Valkey.
     Create it after anything that adds pods to the Valkey (:class:`Sentinel`; ``Valkey`` does):
-    it labels the claims that exist, and the synth fails if a claim is left out.
+    it reads the Valkey's topology, which then refuses to change.
     """
 
     def __init__(
@@ -248,11 +246,8 @@ class Backups(Construct):
         options = options if options is not None else BackupOptions()
         if not isinstance(options, BackupOptions):
             raise ValueError(f"options: {options!r} is not a BackupOptions; pass BackupOptions(...) or None")
-        # The standalone claims' labels apply on every sync; a claim template's only at creation.
-        claims = _claims(valkey)
         group = options.group if options.group is not None else _default_group(valkey)
-        claim_metadata = [claim.metadata for claim in claims]  # one jsii round trip each, reused below
-        if claim_metadata[0].get_label(SOURCE_LABEL) is not None:
+        if valkey.claim.metadata.get_label(SOURCE_LABEL) is not None:
             raise ValueError(
                 f"valkey: {valkey.name!r} already has Backups (its claim carries {SOURCE_LABEL}); "
                 "give each Valkey at most one Backups"
@@ -279,11 +274,10 @@ class Backups(Construct):
             assert self.backup_job_name is not None
             self._job("Backup", self.backup_job_name, _longhorn.RecurringJobSpecTask.BACKUP, options.backup)
         self.claim_labels = {SOURCE_LABEL: ENABLED, f"{GROUP_LABEL_PREFIX}{group}": ENABLED}
+        # The standalone claims' labels apply on every sync; a claim template's only at creation.
+        # Reading the claims fixes the topology: pods added later are refused, not left out.
         self.claim_names = valkey.claim_names
-        for metadata in claim_metadata:
-            for key, value in self.claim_labels.items():
-                metadata.add_label(key, value)
-        self.node.add_validation(_EveryClaim(self))
+        valkey.add_claim_labels(self.claim_labels)
 
     def _job(self, id: str, name: str, task: _longhorn.RecurringJobSpecTask, schedule: RecurringJobSchedule) -> None:
         _longhorn.RecurringJob(
@@ -301,38 +295,6 @@ class Backups(Construct):
                 groups=[self.group],
             ),
         )
-
-
-def _claims(valkey: ValkeyStatefulSet) -> list[k8s.KubePersistentVolumeClaim]:
-    """The Valkey's data claims, in the order of its ``claim_names``: the standalone claim objects
-    it renders under its own tree."""
-    names = valkey.claim_names
-    found = {
-        claim.name: claim
-        for claim in valkey.node.find_all()
-        if isinstance(claim, k8s.KubePersistentVolumeClaim) and claim.name in names
-    }
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise ValueError(f"valkey: {valkey.name!r} renders no claim named {missing}; it must render each of {names}")
-    return [found[name] for name in names]
-
-
-@jsii.implements(IValidation)
-class _EveryClaim:
-    """At synth: the Valkey has no claim that joined after the Backups (pods added later)."""
-
-    def __init__(self, backups: Backups) -> None:
-        self.backups = backups
-
-    def validate(self) -> list[str]:
-        late = [name for name in self.backups.valkey.claim_names if name not in self.backups.claim_names]
-        if not late:
-            return []
-        return [
-            f"valkey: {self.backups.valkey.name!r} got the claims {late} after its Backups, which label only "
-            f"{list(self.backups.claim_names)}; create the Backups after the Sentinel (Valkey(...) does)"
-        ]
 
 
 def _default_group(valkey: ValkeyStatefulSet) -> str:

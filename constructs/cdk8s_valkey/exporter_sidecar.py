@@ -31,6 +31,7 @@ from ._validation import (
     size_to_bytes,
 )
 from ._wiring import check_same_namespace
+from .pod_model import ORDER_EXPORTER, ContainerModel
 from .valkey_statefulset import ValkeyStatefulSet
 
 DEFAULT_IMAGE = "oliver006/redis_exporter:v1.61.0"
@@ -140,7 +141,7 @@ class ExporterSidecar(Construct):
 
     Renders, all named from the Valkey's ``name``:
 
-    - container ``exporter`` in the Valkey pod (via :meth:`ValkeyStatefulSet.add_container`):
+    - container ``exporter`` in the Valkey pod (contributed to the Valkey's ``pod_model``):
       redis_exporter reading ``redis://localhost:6379`` and serving ``valkey_*`` metrics on
       port 9121 (``metrics``), plus the sizes of the BullMQ queue keys it is given;
     - ``Service <name>-metrics`` (ClusterIP, port ``metrics``), labelled
@@ -215,9 +216,10 @@ class ExporterSidecar(Construct):
         self.memory_limit = opts.memory_limit
         self.cpu_request = opts.cpu_request
         self.metrics_namespace = opts.metrics_namespace
+        self._connection_timeout_seconds = max(1, timeout_seconds // 2)
         self._args = _render_args(
             valkey_port=valkey.port,
-            connection_timeout_seconds=max(1, timeout_seconds // 2),
+            connection_timeout_seconds=self._connection_timeout_seconds,
             checked_keys=self.checked_keys,
         )
         self.labels = {**valkey.labels, "app.kubernetes.io/component": COMPONENT}
@@ -230,7 +232,7 @@ class ExporterSidecar(Construct):
                 *([("NetworkPolicy", self.metrics_service_name)] if valkey.network_policy else []),
             ],
         )
-        valkey._add_container_json(CONTAINER_NAME, self._container())
+        valkey.pod_model.add_container(self.container(), order=ORDER_EXPORTER)
         self.service = k8s.KubeService(
             self,
             "Service",
@@ -305,47 +307,74 @@ class ExporterSidecar(Construct):
 
     # -- rendering -----------------------------------------------------------------
 
-    def _container(self) -> _plain.JsonObject:
-        """The ``exporter`` container (``k8s.Container``) as JSON."""
+    def container(
+        self,
+        *,
+        name: str = CONTAINER_NAME,
+        target_port: int | None = None,
+        listen_port: int = METRICS_PORT,
+        port_name: str = METRICS_PORT_NAME,
+        check_keys: bool = True,
+        password_env: _plain.JsonObject | None = None,
+    ) -> ContainerModel:
+        """A redis_exporter container with this exporter's image, resources and hardening, as
+        pod-model data. Default: this exporter's own ``exporter`` container, reading the Valkey
+        on localhost. Other constructs get one for another local server (Sentinel's exporter:
+        another ``target_port`` and ``listen_port``, no BullMQ keys).
+
+        :param password_env: The ``REDIS_PASSWORD`` env var (from a Secret) the exporter
+            authenticates with. Default: the Valkey's ``auth_secret`` for the Valkey itself,
+            none for another ``target_port``."""
         memory = quantity(self.memory_limit)
         secret = self.valkey.auth_secret
-        # Sorted as cdk8s sorts props: a patch is applied after that step (_plain.sanitized).
-        container: _plain.JsonObject = _plain.sanitized(
-            {
-                "name": CONTAINER_NAME,
-                "image": self.image,
-                "imagePullPolicy": "IfNotPresent",
-                "args": self.args,
-                # With AUTH: the password from the Valkey's Secret, as the exporter's own env var
-                # (a --redis.password flag would show it in /proc/<pid>/cmdline).
-                "env": [_plain.secret_env(PASSWORD_ENV, secret.name, secret.key)] if secret else None,
-                "ports": [{"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT, "protocol": "TCP"}],
-                "resources": {
-                    "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
-                    "limits": {"memory": memory},
-                },
-                "securityContext": {
-                    "runAsUser": UID,
-                    "runAsGroup": UID,
-                    "runAsNonRoot": True,
-                    "readOnlyRootFilesystem": True,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                # The image has no shell, so an HTTP probe. /health only proves that the process
-                # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
-                # readiness probe: a container's readiness gates the whole pod, and a struggling
-                # exporter must never take Valkey out of its client Service.
-                "livenessProbe": {
-                    "httpGet": {"path": HEALTH_PATH, "port": METRICS_PORT_NAME},
+        if target_port is None:
+            args = self.args
+            # With AUTH: the password from the Valkey's Secret, as the exporter's own env var
+            # (a --redis.password flag would show it in /proc/<pid>/cmdline).
+            if password_env is None and secret is not None:
+                password_env = _plain.secret_env(PASSWORD_ENV, secret.name, secret.key)
+        else:
+            args = _render_args(
+                valkey_port=target_port,
+                connection_timeout_seconds=self._connection_timeout_seconds,
+                checked_keys=self.checked_keys if check_keys else (),
+            )
+        if listen_port != METRICS_PORT:
+            args = [
+                f"--web.listen-address=:{listen_port}" if a.startswith("--web.listen-address=") else a for a in args
+            ]
+        return ContainerModel(
+            name=name,
+            image=self.image,
+            args=args,
+            env=[password_env] if password_env is not None else [],
+            ports=[{"name": port_name, "containerPort": listen_port, "protocol": "TCP"}],
+            resources={
+                "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
+                "limits": {"memory": memory},
+            },
+            security_context={
+                "runAsUser": UID,
+                "runAsGroup": UID,
+                "runAsNonRoot": True,
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            # The image has no shell, so an HTTP probe. /health only proves that the process
+            # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
+            # readiness probe: a container's readiness gates the whole pod, and a struggling
+            # exporter must never take Valkey out of its client Service.
+            probes={
+                "liveness": {
+                    "httpGet": {"path": HEALTH_PATH, "port": port_name},
                     "periodSeconds": 10,
                     "timeoutSeconds": 3,
                     "failureThreshold": 3,
-                },
-            }
+                }
+            },
         )
-        return container
 
 
 def _render_args(*, valkey_port: int, connection_timeout_seconds: int, checked_keys: Sequence[str]) -> list[str]:

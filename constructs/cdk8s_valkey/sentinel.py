@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -28,7 +27,10 @@ from ._validation import (
     size_to_bytes,
 )
 from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
-from .valkey_statefulset import DATA_DIR, DATA_VOLUME, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
+from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
+from .topology import DATA_VOLUME, Topology
+from .valkey_statefulset import CONTAINER_NAME as CONTAINER_VALKEY
+from .valkey_statefulset import DATA_DIR, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
 CONTAINER_NAME = "sentinel"
@@ -52,9 +54,6 @@ EXPORTER_CONTAINER_NAME = "sentinel-exporter"
 EXPORTER_PORT = 9355
 EXPORTER_PORT_NAME = "sentinel-exp"
 EXPORTER_COMPONENT = "sentinel-metrics"
-
-# On the client Service <name>, which has no endpoints in this topology: where clients go instead.
-CLIENTS_ANNOTATION = "cdk8s-valkey/clients"
 
 MIN_REPLICAS = 2  # three Sentinels: the smallest number that survives the loss of one
 MAX_SENTINEL_REPLICAS = MAX_REPLICAS - 1
@@ -318,7 +317,14 @@ class Sentinel(Construct):
             self.metrics_service_name = f"{name}-sentinel-metrics"
             objects += [("Service", self.metrics_service_name), ("ServiceMonitor", self.service_name)]
         _registry.register(self, objects)
-        valkey.set_replicas(opts.replicas + 1)
+        # Before anything reads the pods: options render for this topology.
+        valkey.set_topology(
+            Topology.sentinel(name, opts.replicas + 1),
+            client_note=(
+                f"no endpoints: connect through the Sentinels ({self.service_host}:{PORT}, "
+                f"master name {self.master_name})"
+            ),
+        )
         self.pod_hosts: tuple[str, ...] = tuple(f"{pod}.{self.pod_domain}" for pod in valkey.pod_names)
         self.bootstrap_host = self.pod_hosts[0]
 
@@ -333,19 +339,10 @@ class Sentinel(Construct):
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
         self._wire_valkey_container()
-        valkey.add_volume(k8s.Volume(name=VOLUME, config_map=k8s.ConfigMapVolumeSource(name=self.config_map_name)))
-        valkey.add_pod_annotation("checksum/sentinel", digest)
-        valkey._add_container_json(CONTAINER_NAME, self._container())
-        # Pod DNS names must resolve while a pod is not ready: a replica in a full sync, or a
-        # primary the Sentinels are failing over, is still what the others connect to.
-        valkey.headless_service.add_json_patch(cdk8s.JsonPatch.add("/spec/publishNotReadyAddresses", True))
-        # The client Service would spread clients over the primary and the replicas (READONLY
-        # errors on writes): without a selector it has no endpoints, and connections are refused.
-        valkey.service.add_json_patch(cdk8s.JsonPatch.remove("/spec/selector"))
-        valkey.service.metadata.add_annotation(
-            CLIENTS_ANNOTATION,
-            f"no endpoints: connect through the Sentinels ({self.service_host}:{PORT}, master name {self.master_name})",
-        )
+        model = valkey.pod_model
+        model.add_volume({"name": VOLUME, "configMap": {"name": self.config_map_name}}, order=ORDER_SENTINEL)
+        model.add_annotation("checksum/sentinel", digest)
+        model.add_container(self._container(), order=ORDER_SENTINEL)
         self.service = k8s.KubeService(
             self,
             "Service",
@@ -429,25 +426,25 @@ class Sentinel(Construct):
         """What both containers' scripts read (sentinel-lib.sh)."""
         sentinels = " ".join(f"{host}:{PORT}" for host in self.sentinel_hosts)
         return [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "VALKEY_POD_DOMAIN", "value": self.pod_domain},
-            {"name": "VALKEY_MASTER_NAME", "value": self.master_name},
-            {"name": "VALKEY_SENTINELS", "value": sentinels},
-            {"name": "VALKEY_BOOTSTRAP_PRIMARY", "value": f"{self.bootstrap_host}:{self.valkey.port}"},
-            {"name": "VALKEY_SENTINEL_STATE", "value": f"{STATE_DIR}/{TEMPLATE}"},
+            _plain.field_env("POD_NAME", "metadata.name"),
+            _plain.value_env("VALKEY_POD_DOMAIN", self.pod_domain),
+            _plain.value_env("VALKEY_MASTER_NAME", self.master_name),
+            _plain.value_env("VALKEY_SENTINELS", sentinels),
+            _plain.value_env("VALKEY_BOOTSTRAP_PRIMARY", f"{self.bootstrap_host}:{self.valkey.port}"),
+            _plain.value_env("VALKEY_SENTINEL_STATE", f"{STATE_DIR}/{TEMPLATE}"),
         ]
 
     def _wire_valkey_container(self) -> None:
-        valkey = self.valkey
-        for var in self._env():
-            field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
-            valkey.add_env(var["name"], value=var.get("value"), field_path=field)
+        model = self.valkey.pod_model
+        valkey = CONTAINER_VALKEY
         wait = duration_millis(self.options.role_wait) // 1000
-        valkey.add_env("VALKEY_SENTINEL_WAIT_SECONDS", value=str(wait))
-        valkey.add_volume_mount(VOLUME, MOUNT_PATH)
-        valkey.wrap_command("sh", f"{MOUNT_PATH}/{ROLE_SCRIPT}")
+        for var in [*self._env(), _plain.value_env("VALKEY_SENTINEL_WAIT_SECONDS", str(wait))]:
+            model.add_env(valkey, var, order=ORDER_SENTINEL)
+        model.add_volume_mount(valkey, VOLUME, MOUNT_PATH, read_only=True, order=ORDER_SENTINEL)
+        model.wrap_command(valkey, "sh", f"{MOUNT_PATH}/{ROLE_SCRIPT}", order=ORDER_SENTINEL)
         lag = duration_millis(self.min_replicas_max_lag) // 1000
-        valkey.add_args(
+        model.add_args(
+            valkey,
             "--min-replicas-to-write",
             str(self.min_replicas_to_write),
             "--min-replicas-max-lag",
@@ -456,71 +453,63 @@ class Sentinel(Construct):
             # parallel-syncs 1 they come one at a time anyway, and the wait only delays a resync.
             "--repl-diskless-sync-delay",
             "0",
+            order=ORDER_SENTINEL,
         )
-        valkey.wrap_probe("readiness", "sh", f"{MOUNT_PATH}/{PROBE_SCRIPT}")
+        model.wrap_probe(valkey, "readiness", "sh", f"{MOUNT_PATH}/{PROBE_SCRIPT}", order=ORDER_SENTINEL)
         # A rolling update stops the primary last: hand over first, instead of a failover.
-        valkey.set_pre_stop("sh", f"{MOUNT_PATH}/{HANDOVER_SCRIPT}")
+        model.set_pre_stop(valkey, "sh", f"{MOUNT_PATH}/{HANDOVER_SCRIPT}")
 
-    def _container(self) -> _plain.JsonObject:
-        """The ``sentinel`` container (``k8s.Container``) as JSON."""
+    def _container(self) -> ContainerModel:
+        """The ``sentinel`` container, as pod-model data."""
         memory = quantity(self.options.memory_limit)
         probe = ["sh", f"{SCRIPTS_DIR}/{_scripts.PROBE}"]
-        container: _plain.JsonObject = _plain.sanitized(
-            {
-                "name": CONTAINER_NAME,
-                "image": self.valkey.image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", f"{MOUNT_PATH}/{START_SCRIPT}"],
-                # VALKEY_PORT: probe.sh asks this Sentinel, which answers PING with PONG.
-                "env": [
-                    *self._env(),
-                    {"name": "VALKEY_SENTINEL_TEMPLATE", "value": f"{MOUNT_PATH}/{TEMPLATE}"},
-                    {"name": "VALKEY_PORT", "value": str(PORT)},
-                ],
-                "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-                "resources": {
-                    "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
-                    "limits": {"memory": memory},
-                },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
-                # A Sentinel starts in well under a second; the first start may ask the others
-                # for 5 s (sentinel-start.sh).
-                "startupProbe": _plain.exec_probe([*probe, "ready"], period=2, timeout=3, failures=30),
-                "readinessProbe": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
-                "livenessProbe": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
-                "volumeMounts": [
-                    {"name": DATA_VOLUME, "mountPath": DATA_DIR},
-                    {"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True},
-                    {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
-                ],
-            }
+        return ContainerModel(
+            name=CONTAINER_NAME,
+            image=self.valkey.image,
+            command=["sh", f"{MOUNT_PATH}/{START_SCRIPT}"],
+            # VALKEY_PORT: probe.sh asks this Sentinel, which answers PING with PONG.
+            env=[
+                *self._env(),
+                _plain.value_env("VALKEY_SENTINEL_TEMPLATE", f"{MOUNT_PATH}/{TEMPLATE}"),
+                _plain.value_env("VALKEY_PORT", str(PORT)),
+            ],
+            ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+            resources={
+                "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
+                "limits": {"memory": memory},
+            },
+            security_context={
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            # A Sentinel starts in well under a second; the first start may ask the others
+            # for 5 s (sentinel-start.sh).
+            probes={
+                "startup": _plain.exec_probe([*probe, "ready"], period=2, timeout=3, failures=30),
+                "readiness": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
+                "liveness": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
+            },
+            volume_mounts=[
+                {"name": DATA_VOLUME, "mountPath": DATA_DIR},
+                {"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True},
+                {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+            ],
         )
-        return container
 
     def _export(self, exporter: ExporterSidecar) -> None:
         """The ``sentinel-exporter`` container, its Service and ServiceMonitor."""
         valkey = self.valkey
         assert self.metrics_service_name is not None
-        container = copy.deepcopy(exporter._container())
-        container["name"] = EXPORTER_CONTAINER_NAME
-        container.pop("env", None)
-        container["args"] = [
-            f"--redis.addr=redis://localhost:{PORT}" if arg.startswith("--redis.addr=") else arg
-            for arg in exporter.args
-            if not arg.startswith("--check-single-keys=")
-        ]
-        container["args"] = [
-            f"--web.listen-address=:{EXPORTER_PORT}" if arg.startswith("--web.listen-address=") else arg
-            for arg in container["args"]
-        ]
-        container["ports"] = [{"containerPort": EXPORTER_PORT, "name": EXPORTER_PORT_NAME, "protocol": "TCP"}]
-        container["livenessProbe"]["httpGet"]["port"] = EXPORTER_PORT_NAME
-        valkey._add_container_json(EXPORTER_CONTAINER_NAME, container)
+        container = exporter.container(
+            name=EXPORTER_CONTAINER_NAME,
+            target_port=PORT,
+            listen_port=EXPORTER_PORT,
+            port_name=EXPORTER_PORT_NAME,
+            check_keys=False,
+        )
+        valkey.pod_model.add_container(container, order=ORDER_SENTINEL_EXPORTER)
         labels = {**valkey.labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}
         k8s.KubeService(
             self,

@@ -21,25 +21,29 @@ from ._validation import (
     check_dns_subdomain,
     check_duration,
     check_instance,
+    check_labels,
     check_size,
     cpu_amount,
     duration_millis,
     gibibytes,
     image_tag,
     k8s_quantity,
-    port_name,
     quantity,
     seconds,
     size_to_bytes,
 )
+from .pod_model import ORDER_OWNER, ORDER_USER, ContainerModel, PodModel
 from .pod_options import PodOptions
+from .topology import CLIENT_SERVICE, DATA_VOLUME, Topology
 
 DEFAULT_IMAGE = "valkey/valkey:8.1.11"
 PORT = 6379
 UID = 999  # the valkey user of the official Debian-based image
 
 DATA_DIR = "/data"
-DATA_VOLUME = "data"
+CONTAINER_NAME = "valkey"
+# On the client Service <name> when it does not select the Valkey pods: where clients go instead.
+CLIENTS_ANNOTATION = "cdk8s-valkey/clients"
 DEFAULT_STORAGE_GIB = 5
 # On the data claim: GitOps tools never prune or delete it, whatever happens to the manifests.
 KEEP_ANNOTATIONS: Mapping[str, str] = {
@@ -273,6 +277,8 @@ class ValkeyStatefulSet(Construct):
         if pod is not None:
             check_instance("pod", pod, PodOptions, "a PodOptions(...)")
         self.pod = pod or PodOptions()
+        # Typed by the caller: converted by cdk8s-plus once, when given (one jsii round trip).
+        self._placement = _plain.pod_spec_fields(tolerations=self.pod.tolerations or (), affinity=self.pod.affinity)
         self._service_annotations = check_annotations("service_annotations", service_annotations or {})
         self.extra_config = dict(extra_config or {})
         self.config_text = render_config(
@@ -306,10 +312,17 @@ class ValkeyStatefulSet(Construct):
                 *([("NetworkPolicy", self.name)] if network_policy else []),
             ],
         )
-        self.replicas = 1
-        self._container_names = {"valkey"}
-        self._volume_names = {"data", "config", "scripts"}
+        self._topology = Topology.single(self.name)
+        self._topology_readers: list[str] = []
+        self._client_selector: dict[str, str] | None = None
+        self._client_selector_set = False
         self._checksum_inputs: dict[str, str] = {}
+        # The pod as data: every container, volume, env var, probe and annotation, rendered once
+        # at synth. Other constructs contribute through pod_model's methods (or the add_* below).
+        self.pod_model = PodModel(self.name, reserved_volumes=(DATA_VOLUME,))
+        self.pod_model.add_container(self._valkey_container(budget_seconds), order=ORDER_OWNER)
+        for volume, source in (("config", self.config_map_name), ("scripts", self.scripts_config_map_name)):
+            self.pod_model.add_volume({"name": volume, "configMap": {"name": source}}, order=ORDER_OWNER)
 
         scripts = {
             _scripts.ENTRYPOINT: _scripts.script(_scripts.ENTRYPOINT),
@@ -336,57 +349,39 @@ class ValkeyStatefulSet(Construct):
             # value in the same key does not (docs/security.md: rotation).
             self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
-        self.headless_service = k8s.KubeService(
+        # Both Services render their spec at synth, from the topology (and the client Service
+        # from set_client_service_selector).
+        self.headless_service = _plain.RenderedApiObject(
             self,
             "HeadlessService",
-            metadata=self._metadata(self.headless_service_name),
-            spec=k8s.ServiceSpec(
-                cluster_ip="None",
-                selector=self.match_labels,
-                ports=[self._service_port()],
-            ),
+            api_version="v1",
+            kind="Service",
+            name=self.headless_service_name,
+            labels=self.labels,
+            render=self._headless_service_spec,
         )
-        service_metadata = self._metadata(self.service_name)
-        if self._service_annotations:
-            service_metadata = k8s.ObjectMeta(
-                name=self.service_name, labels=dict(self.labels), annotations=dict(self._service_annotations)
-            )
-        self.service = k8s.KubeService(
+        self.service = _plain.RenderedApiObject(
             self,
             "Service",
-            metadata=service_metadata,
-            spec=k8s.ServiceSpec(
-                type="ClusterIP",
-                selector=self.match_labels,
-                ports=[self._service_port()],
-            ),
+            api_version="v1",
+            kind="Service",
+            name=self.service_name,
+            labels=self.labels,
+            annotations=self._service_annotations or None,
+            render=self._client_service_spec,
         )
-        self.claim = k8s.KubePersistentVolumeClaim(
-            self,
-            "Data",
-            metadata=k8s.ObjectMeta(
-                name=self.claim_name,
-                # No version label: a claim outlives images, and an upgrade should not touch it.
-                labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
-                # The data outlives any change of the manifests: GitOps never prunes or deletes it.
-                annotations=dict(KEEP_ANNOTATIONS),
-            ),
-            spec=k8s.PersistentVolumeClaimSpec(
-                access_modes=["ReadWriteOnce"],
-                storage_class_name=self.storage_class,
-                resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
-            ),
-        )
-        # Plain JSON, not k8s.StatefulSetSpec: the typed pod template was the costliest part of a
-        # synth (_plain.py); tests/test_manifests.py validates it against the 1.28 schema instead.
-        self.statefulset = _plain.api_object(
+        self.claim = self._claim("Data", self.claim_name)
+        self.claims: list[k8s.KubePersistentVolumeClaim] = [self.claim]
+        # Plain JSON rendered at synth, not k8s.StatefulSetSpec: the typed pod template was the
+        # costliest part of a synth (_plain.py); tests/test_manifests.py validates it instead.
+        self.statefulset = _plain.RenderedApiObject(
             self,
             "Resource",
             api_version="apps/v1",
             kind="StatefulSet",
             name=self.name,
             labels=self.labels,
-            spec=self._statefulset_spec(budget_seconds),
+            render=self._statefulset_spec,
         )
         self.network_policy_name: str | None = None
         if network_policy:
@@ -425,172 +420,206 @@ class ValkeyStatefulSet(Construct):
     @property
     def container_names(self) -> frozenset[str]:
         """Names of the pod's containers so far (``valkey`` and the sidecars added)."""
-        return frozenset(self._container_names)
+        return self.pod_model.container_names
 
     @property
     def service_annotations(self) -> dict[str, str]:
         """The client Service's annotations (a copy)."""
         return dict(self._service_annotations)
 
-    def add_container(self, container: k8s.Container) -> None:
-        """Add a sidecar container to the pod. Raises on a duplicate container name."""
-        self._reserve_name(self._container_names, "container", container.name)
-        # As cdk8s-plus renders a typed container: its field order, its maps as given.
-        self._patch_pod("containers", _plain.pod_spec_fields(containers=[container])["containers"][0])
+    def add_container(self, container: k8s.Container, *, order: int = ORDER_USER) -> None:
+        """Add a sidecar container to the pod. Raises on a duplicate container name. Containers
+        render by ``order`` (the library's own come first), then in the order they were added."""
+        # As cdk8s-plus renders a typed container (converted once, here).
+        self.pod_model.add_container(_plain.pod_spec_fields(containers=[container])["containers"][0], order=order)
 
-    def add_volume(self, volume: k8s.Volume) -> None:
+    def add_volume(self, volume: k8s.Volume, *, order: int = ORDER_USER) -> None:
         """Add a pod volume for a sidecar. Raises on a duplicate volume name."""
-        self._reserve_name(self._volume_names, "volume", volume.name)
-        self._patch_pod("volumes", _plain.pod_spec_fields(volumes=[volume])["volumes"][0])
+        self.pod_model.add_volume(_plain.pod_spec_fields(volumes=[volume])["volumes"][0], order=order)
 
-    # -- hooks for topologies built on this pod (Sentinel) ----------------------------
+    # -- the topology: what the pods are to each other -------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        """The pods and their roles (:class:`Topology`): one pod unless a topology such as
+        :class:`Sentinel` set another. Options render for it; once read, it can no longer change
+        (an option would otherwise render for pods that do not exist)."""
+        return self._read_topology("topology")
+
+    @property
+    def replicas(self) -> int:
+        """Pods of the StatefulSet (primary included)."""
+        return self._topology.replicas
 
     @property
     def pod_names(self) -> tuple[str, ...]:
-        """The pods' names, ``<name>-0`` to ``<name>-<replicas - 1>``."""
-        return tuple(f"{self.name}-{ordinal}" for ordinal in range(self.replicas))
+        """The pods' names, ``<name>-0`` to ``<name>-<replicas - 1>`` (:attr:`topology`)."""
+        return self._read_topology("pod_names").pod_names
 
     @property
     def claim_names(self) -> tuple[str, ...]:
         """The data claims, one per pod: ``data-<name>-0`` to ``data-<name>-<replicas - 1>``."""
-        return tuple(f"{DATA_VOLUME}-{pod}" for pod in self.pod_names)
+        return self._read_topology("claim_names").claim_names
 
-    def set_replicas(self, replicas: int) -> None:
-        """Run ``replicas`` pods, each on a data claim of its own, once, before other constructs read
-        :attr:`pod_names`. What the pods are to each other (a primary and its replicas) is the
-        caller's to set up: without that, each would be an independent Valkey.
+    def set_topology(self, topology: Topology, *, client_note: str | None = None) -> None:
+        """Run the pods of ``topology`` (once, before any option reads :attr:`topology`). What
+        the pods are to each other (a primary and its replicas) is the caller's to set up.
 
-        A pod template is the same for every pod, so one claim name cannot serve them all: the
-        StatefulSet gets a claim template ``data``, whose claims ``data-<name>-<ordinal>`` are also
-        rendered as claims of their own like ``data-<name>-0`` (never pruned, growing in place; the
-        StatefulSet adopts them). The template stays as it is first rendered, because Kubernetes
-        refuses any change to it: its size is the smallest this construct allows, which each claim
-        may only grow from. Pods start and stop together (``podManagementPolicy: Parallel``), so
-        that no pod waits for another's readiness, and the claims are kept when the StatefulSet is
-        deleted or scaled down. Both fields, and the claim template, are frozen on a live
-        StatefulSet: going from one pod to several is the one-time
-        ``kubectl delete statefulset <name> --cascade=orphan`` (docs/operations.md)."""
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 2 <= replicas <= MAX_REPLICAS:
-            raise ValueError(f"replicas: {replicas!r} is not allowed; use a whole number from 2 to {MAX_REPLICAS}")
-        if self.replicas != 1:
-            raise ValueError(f"replicas: {self.name!r} already runs {self.replicas} pods; set them once")
-        self.replicas = replicas
-        claims = [self.claim]
-        for ordinal in range(1, replicas):
-            claim = k8s.KubePersistentVolumeClaim(
-                self,
-                f"Data{ordinal}",
-                metadata=k8s.ObjectMeta(
-                    name=self.claim_names[ordinal],
-                    labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
-                    annotations=dict(KEEP_ANNOTATIONS),
-                ),
-                spec=k8s.PersistentVolumeClaimSpec(
-                    access_modes=["ReadWriteOnce"],
-                    storage_class_name=self.storage_class,
-                    resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
-                ),
+        With more than one pod, a pod template is the same for every pod, so one claim name
+        cannot serve them all: the StatefulSet gets a claim template ``data``, whose claims
+        ``data-<name>-<ordinal>`` are also rendered as claims of their own like ``data-<name>-0``
+        (never pruned, growing in place; the StatefulSet adopts them). The template stays as it
+        is first rendered, because Kubernetes refuses any change to it: its size is the smallest
+        this construct allows, which each claim may only grow from. Pods start and stop together
+        (``podManagementPolicy: Parallel``), so that no pod waits for another's readiness, and the
+        claims are kept when the StatefulSet is deleted or scaled down. Both fields, and the claim
+        template, are frozen on a live StatefulSet: going from one pod to several is the one-time
+        ``kubectl delete statefulset <name> --cascade=orphan`` (docs/operations.md).
+
+        :param client_note: With a topology whose clients do not use the client Service: the
+            annotation ``cdk8s-valkey/clients`` on it, saying where clients go instead.
+        """
+        check_instance("topology", topology, Topology, "a Topology(...)")
+        if topology.name != self.name:
+            raise ValueError(f"topology: it names {topology.name!r}, not this Valkey {self.name!r}")
+        if not 1 <= topology.replicas <= MAX_REPLICAS:
+            raise ValueError(
+                f"replicas: {topology.replicas!r} is not allowed; use a whole number from 2 to {MAX_REPLICAS}"
             )
-            claims.append(claim)
-        _registry.register(self, [("PersistentVolumeClaim", name) for name in self.claim_names[1:]])
-        for claim in claims:
+        if self._topology.replicated:
+            raise ValueError(f"replicas: {self.name!r} already runs {self._topology.replicas} pods; set them once")
+        if self._topology_readers:
+            raise ValueError(
+                f"topology: {self._topology_readers[0]} of {self.name!r} was already read for a single pod; "
+                "set the topology (create the Sentinel) before the options that render for it"
+            )
+        self._topology = topology
+        for ordinal in range(1, topology.replicas):
+            self.claims.append(self._claim(f"Data{ordinal}", topology.claim_names[ordinal]))
+        _registry.register(self, [("PersistentVolumeClaim", name) for name in topology.claim_names[1:]])
+        for claim in self.claims:
             # Claims first in the output: kubectl apply then creates them before the StatefulSet.
             self.statefulset.add_dependency(claim)
-        template = {
-            "metadata": {"name": DATA_VOLUME},
-            "spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": CLAIM_TEMPLATE_STORAGE}},
-                "storageClassName": self.storage_class,
-            },
-        }
-        for path, value in (
-            ("/spec/replicas", replicas),
-            ("/spec/podManagementPolicy", "Parallel"),
-            ("/spec/persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}),
-            ("/spec/volumeClaimTemplates", [template]),
-        ):
-            self.statefulset.add_json_patch(cdk8s.JsonPatch.add(path, value))
-        # The pod volume `data` (index 0, mounting data-<name>-0): the claim template replaces it.
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.remove("/spec/template/spec/volumes/0"))
+        if client_note is not None and not self._client_selector_set:
+            self.service.metadata.add_annotation(CLIENTS_ANNOTATION, client_note)
 
-    def wrap_command(self, *prefix: str) -> None:
+    def set_client_service_selector(self, selector: Mapping[str, str] | None, *, note: str | None = None) -> None:
+        """Point the client Service ``<name>`` at other pods (a primary endpoint such as HAProxy),
+        or at none (``None``: no endpoints). Once. Default: the Valkey pods while the topology's
+        clients use the Service (one pod), else none.
+
+        :param note: The annotation ``cdk8s-valkey/clients`` on the Service, saying what it
+            points at. Default: none (a topology's note is kept).
+        """
+        if self._client_selector_set:
+            raise ValueError(f"selector: the client Service {self.service_name!r} was already pointed elsewhere")
+        self._client_selector = None if selector is None else check_labels("selector", dict(selector))
+        self._client_selector_set = True
+        if note is not None:
+            self.service.metadata.add_annotation(CLIENTS_ANNOTATION, note)
+
+    def add_claim_labels(self, labels: Mapping[str, str]) -> None:
+        """Label every data claim of the topology (a backup schedule's group, ...). Reads the
+        topology: set it first."""
+        self._read_topology("claims")
+        for claim in self.claims:
+            metadata = claim.metadata
+            for key, value in check_labels("labels", dict(labels)).items():
+                metadata.add_label(key, value)
+
+    # -- contributions to the valkey container (see pod_model for the whole pod) -----------
+
+    def wrap_command(self, *prefix: str, order: int = ORDER_USER) -> None:
         """Run the ``valkey`` container's command through a wrapper: the command becomes ``prefix``
         followed by the current one, which the wrapper must ``exec`` (with arguments it may add)."""
-        self._change_valkey_container("command", [*prefix, *self._valkey_container["command"]])
+        self.pod_model.wrap_command(CONTAINER_NAME, *prefix, order=order)
 
-    def add_args(self, *args: str) -> None:
+    def add_args(self, *args: str, order: int = ORDER_USER) -> None:
         """Append arguments to the ``valkey`` container (``args``): the entrypoint hands them to
         valkey-server, where a command-line option overrides ``valkey.conf``."""
-        self._change_valkey_container("args", [*self._valkey_container.get("args", []), *args])
+        self.pod_model.add_args(CONTAINER_NAME, *args, order=order)
 
-    def add_env(self, name: str, *, value: str | None = None, field_path: str | None = None) -> None:
+    def add_env(
+        self, name: str, *, value: str | None = None, field_path: str | None = None, order: int = ORDER_USER
+    ) -> None:
         """Add an env var to the ``valkey`` container: a ``value``, or a ``field_path`` of the pod
         (downward API, e.g. ``metadata.name``). Raises on a name the container already has."""
-        env = self._valkey_container["env"]
-        if any(var["name"] == name for var in env) or (value is None) == (field_path is None):
+        if (value is None) == (field_path is None):
             raise ValueError(f"env {name!r}: give a new name and exactly one of value and field_path")
-        source = {"value": value} if field_path is None else {"valueFrom": {"fieldRef": {"fieldPath": field_path}}}
-        self._change_valkey_container("env", [*env, {"name": name, **source}])
+        var = _plain.value_env(name, value) if value is not None else _plain.field_env(name, str(field_path))
+        self.pod_model.add_env(CONTAINER_NAME, var, order=order)
 
-    def add_volume_mount(self, volume: str, mount_path: str, *, read_only: bool = True) -> None:
+    def add_volume_mount(
+        self, volume: str, mount_path: str, *, read_only: bool = True, order: int = ORDER_USER
+    ) -> None:
         """Mount a pod volume (see :meth:`add_volume`) into the ``valkey`` container."""
-        mount = {"name": volume, "mountPath": mount_path, **({"readOnly": True} if read_only else {})}
-        self._change_valkey_container("volumeMounts", [*self._valkey_container["volumeMounts"], mount])
+        self.pod_model.add_volume_mount(CONTAINER_NAME, volume, mount_path, read_only=read_only, order=order)
 
-    def wrap_probe(self, kind: str, *prefix: str) -> None:
+    def wrap_probe(self, kind: str, *prefix: str, order: int = ORDER_USER) -> None:
         """Run one exec probe of the ``valkey`` container (``startup``, ``readiness`` or ``liveness``)
         through a wrapper: its command becomes ``prefix`` followed by the current one."""
-        key = f"{kind}Probe"
-        if key not in ("startupProbe", "readinessProbe", "livenessProbe"):
-            raise ValueError(f"kind: {kind!r} is not a probe; use 'startup', 'readiness' or 'liveness'")
-        probe = self._valkey_container[key]
-        command = [*prefix, *probe["exec"]["command"]]
-        self._change_valkey_container(key, {**probe, "exec": {"command": command}})
+        self.pod_model.wrap_probe(CONTAINER_NAME, kind, *prefix, order=order)
 
     def set_pre_stop(self, *command: str) -> None:
         """Run ``command`` in the ``valkey`` container before the kubelet stops it (a ``preStop``
         exec hook), within the pod's termination grace period."""
-        self._change_valkey_container("lifecycle", {"preStop": {"exec": {"command": list(command)}}})
+        self.pod_model.set_pre_stop(CONTAINER_NAME, *command)
 
     def add_pod_annotation(self, key: str, value: str) -> None:
         """Annotate the pod template, e.g. a checksum of a ConfigMap the pod mounts: a new value
         rolls the pods."""
-        escaped = key.replace("~", "~0").replace("/", "~1")
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.add(f"/spec/template/metadata/annotations/{escaped}", value))
+        if key == "checksum/config" or key in (self.pod.annotations or {}):
+            raise ValueError(f"annotation {key!r} is already set on the {self.name} pod")
+        self.pod_model.add_annotation(key, value)
 
-    def _change_valkey_container(self, field: str, value: object) -> None:
-        """Set one field of the ``valkey`` container (the pod's first) and render it again."""
-        self._valkey_container[field] = value
-        container = _plain.sanitized(self._valkey_container)
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.replace("/spec/template/spec/containers/0", container))
-
-    def _add_container_json(self, name: str, container: _plain.JsonObject) -> None:
-        """:meth:`add_container` for a container that is already JSON (the exporter's), sorted
-        as :func:`_plain.sanitized` sorts it."""
-        self._reserve_name(self._container_names, "container", name)
-        self._patch_pod("containers", container)
-
-    def _reserve_name(self, names: set[str], what: str, name: str) -> None:
-        if name in names:
-            raise ValueError(f"{what} name {name!r} is already used in the {self.name} pod")
-        names.add(name)
-
-    def _patch_pod(self, field: str, item: _plain.JsonObject) -> None:
-        """Append ``item`` to a list of the pod spec (after the spec itself: patches apply in order)."""
-        self.statefulset.add_json_patch(cdk8s.JsonPatch.add(f"/spec/template/spec/{field}/-", item))
+    def _read_topology(self, what: str) -> Topology:
+        if what not in self._topology_readers:
+            self._topology_readers.append(what)
+        return self._topology
 
     # -- rendering -----------------------------------------------------------------
 
     def _metadata(self, name: str) -> k8s.ObjectMeta:
         return k8s.ObjectMeta(name=name, labels=dict(self.labels))
 
-    def _service_port(self) -> k8s.ServicePort:
-        return k8s.ServicePort(
-            name="valkey",
-            port=self.port,
-            target_port=port_name("valkey"),
-            protocol="TCP",
+    def _service_port(self) -> _plain.JsonObject:
+        return {"name": "valkey", "port": self.port, "targetPort": "valkey", "protocol": "TCP"}
+
+    def _headless_service_spec(self) -> _plain.JsonObject:
+        return {
+            "clusterIP": "None",
+            "selector": self.match_labels,
+            "ports": [self._service_port()],
+            "publishNotReadyAddresses": True if self._topology.publish_not_ready_addresses else None,
+        }
+
+    def _client_service_spec(self) -> _plain.JsonObject:
+        if self._client_selector_set:
+            selector = self._client_selector
+        elif self._topology.client_endpoint == CLIENT_SERVICE:
+            selector = self.match_labels
+        else:
+            # The Service would spread clients over the primary and the replicas (READONLY on
+            # writes): without a selector it has no endpoints, and connections are refused.
+            selector = None
+        return {"type": "ClusterIP", "selector": selector, "ports": [self._service_port()]}
+
+    def _claim(self, id: str, name: str) -> k8s.KubePersistentVolumeClaim:
+        return k8s.KubePersistentVolumeClaim(
+            self,
+            id,
+            metadata=k8s.ObjectMeta(
+                name=name,
+                # No version label: a claim outlives images, and an upgrade should not touch it.
+                labels={k: v for k, v in self.labels.items() if k != _labels.VERSION},
+                # The data outlives any change of the manifests: GitOps never prunes or deletes it.
+                annotations=dict(KEEP_ANNOTATIONS),
+            ),
+            spec=k8s.PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=self.storage_class,
+                resources=k8s.ResourceRequirements(requests={"storage": k8s_quantity(quantity(self.storage_size))}),
+            ),
         )
 
     def _checksum(self) -> str:
@@ -599,16 +628,16 @@ class ValkeyStatefulSet(Construct):
             digest.update(f"{key}\0{self._checksum_inputs[key]}\0".encode())
         return digest.hexdigest()
 
-    def _statefulset_spec(self, budget_seconds: int) -> _plain.JsonObject:
-        """The StatefulSet's ``spec`` (``k8s.StatefulSetSpec``) as JSON."""
+    def _valkey_container(self, budget_seconds: int) -> ContainerModel:
+        """The ``valkey`` container as data."""
         memory = quantity(self.memory_limit)
         probe = ["sh", f"{SCRIPTS_DIR}/{_scripts.PROBE}"]
         env = [
-            {"name": "VALKEY_CONFIG_FILE", "value": f"{CONFIG_DIR}/valkey.conf"},
-            {"name": "VALKEY_DATA_DIR", "value": DATA_DIR},
-            {"name": "VALKEY_MAXMEMORY_PERCENT", "value": str(self.maxmemory_percent)},
-            {"name": "VALKEY_MAXMEMORY_FALLBACK_BYTES", "value": str(self.maxmemory_fallback_bytes)},
-            {"name": "VALKEY_MIN_MAXMEMORY_BYTES", "value": str(MIN_MAXMEMORY_BYTES)},
+            _plain.value_env("VALKEY_CONFIG_FILE", f"{CONFIG_DIR}/valkey.conf"),
+            _plain.value_env("VALKEY_DATA_DIR", DATA_DIR),
+            _plain.value_env("VALKEY_MAXMEMORY_PERCENT", str(self.maxmemory_percent)),
+            _plain.value_env("VALKEY_MAXMEMORY_FALLBACK_BYTES", str(self.maxmemory_fallback_bytes)),
+            _plain.value_env("VALKEY_MIN_MAXMEMORY_BYTES", str(MIN_MAXMEMORY_BYTES)),
         ]
         command = ["sh", f"{SCRIPTS_DIR}/{_scripts.ENTRYPOINT}"]
         if self.auth_secret is not None:
@@ -617,18 +646,17 @@ class ValkeyStatefulSet(Construct):
             secret = self.auth_secret
             env += [_plain.secret_env(n, secret.name, secret.key) for n in (PASSWORD_ENV, CLI_PASSWORD_ENV)]
             command = ["sh", f"{SCRIPTS_DIR}/{AUTH_SCRIPT}"]
-        container: _plain.JsonObject = {
-            "name": "valkey",
-            "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": command,
-            "env": env,
-            "ports": [{"name": "valkey", "containerPort": self.port, "protocol": "TCP"}],
-            "resources": {
+        return ContainerModel(
+            name=CONTAINER_NAME,
+            image=self.image,
+            command=command,
+            env=env,
+            ports=[{"name": "valkey", "containerPort": self.port, "protocol": "TCP"}],
+            resources={
                 "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
                 "limits": {"memory": memory},
             },
-            "securityContext": {
+            security_context={
                 "allowPrivilegeEscalation": False,
                 "readOnlyRootFilesystem": True,
                 "runAsNonRoot": True,
@@ -636,30 +664,61 @@ class ValkeyStatefulSet(Construct):
             },
             # Startup and readiness demand PONG; liveness also accepts LOADING so that
             # replaying a large AOF never gets the pod restarted in a loop.
-            "startupProbe": _plain.exec_probe(
-                [*probe, "ready"],
-                period=STARTUP_PERIOD_SECONDS,
-                timeout=3,
-                failures=-(-budget_seconds // STARTUP_PERIOD_SECONDS),
-            ),
-            "readinessProbe": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
-            "livenessProbe": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
-            "volumeMounts": [
-                {"name": "data", "mountPath": DATA_DIR},
+            probes={
+                "startup": _plain.exec_probe(
+                    [*probe, "ready"],
+                    period=STARTUP_PERIOD_SECONDS,
+                    timeout=3,
+                    failures=-(-budget_seconds // STARTUP_PERIOD_SECONDS),
+                ),
+                "readiness": _plain.exec_probe([*probe, "ready"], period=5, timeout=3, failures=2),
+                "liveness": _plain.exec_probe([*probe, "alive"], period=10, timeout=5, failures=6),
+            },
+            volume_mounts=[
+                {"name": DATA_VOLUME, "mountPath": DATA_DIR},
                 {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
                 {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
             ],
-        }
-        self._valkey_container = container
+        )
+
+    def _statefulset_spec(self) -> _plain.JsonObject:
+        """The StatefulSet's ``spec`` (``k8s.StatefulSetSpec``) as JSON, from the pod model and
+        the topology: rendered once, at synth."""
         pod = self.pod
+        topology = self._topology
+        leading: list[_plain.JsonObject] = []
+        spec: _plain.JsonObject = {}
+        if topology.replicated:
+            # The claim template replaces the pod volume `data`: each pod mounts its own claim.
+            spec = {
+                "podManagementPolicy": "Parallel",
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                "volumeClaimTemplates": [
+                    {
+                        "metadata": {"name": DATA_VOLUME},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": CLAIM_TEMPLATE_STORAGE}},
+                            "storageClassName": self.storage_class,
+                        },
+                    }
+                ],
+            }
+        else:
+            leading = [{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": self.claim_name}}]
         return {
-            "replicas": 1,
+            **spec,
+            "replicas": topology.replicas,
             "serviceName": self.headless_service_name,
             "selector": {"matchLabels": self.match_labels},
             "template": {
                 "metadata": {
                     "labels": {**(pod.labels or {}), **self.labels},
-                    "annotations": {**(pod.annotations or {}), "checksum/config": self._checksum()},
+                    "annotations": {
+                        **(pod.annotations or {}),
+                        **self.pod_model.annotations(),
+                        "checksum/config": self._checksum(),
+                    },
                 },
                 "spec": {
                     "nodeSelector": dict(pod.node_selector) if pod.node_selector else None,
@@ -676,14 +735,10 @@ class ValkeyStatefulSet(Construct):
                         "fsGroupChangePolicy": "OnRootMismatch",
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [container],
-                    "volumes": [
-                        {"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": self.claim_name}},
-                        {"name": "config", "configMap": {"name": self.config_map_name}},
-                        {"name": "scripts", "configMap": {"name": self.scripts_config_map_name}},
-                    ],
+                    "containers": self.pod_model.render_containers(),
+                    "volumes": self.pod_model.render_volumes(leading),
                     # Typed by the caller (PodOptions): converted by cdk8s-plus, when given.
-                    **_plain.pod_spec_fields(tolerations=pod.tolerations or (), affinity=pod.affinity),
+                    **self._placement,
                 },
             },
         }

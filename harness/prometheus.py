@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _synth import find
-from conftest import free_port, require_binary
 
 from cdk8s_valkey import ExporterSidecar
+from harness.paths import free_port, require_binary
+from harness.synth import find
 
 
 def service_monitor_labels(objs: list[dict[str, Any]], exporter: ExporterSidecar) -> dict[str, str]:

@@ -74,7 +74,8 @@ from types import TracebackType
 from typing import Any
 
 import valkey
-from podrunner import PodRunner, PodRunnerError
+
+from harness.podrunner import PodRunner, PodRunnerError
 
 CLUSTER_DOMAIN = "cluster.local"
 NETNS_DIR = Path("/run/netns")
@@ -431,7 +432,7 @@ class PodNetwork:
                 if name not in names:
                     names.append(name)
         lines = [
-            f"# written by tests/podnet.py (network {self.tag}): pod DNS as /etc/hosts",
+            f"# written by harness/podnet.py (network {self.tag}): pod DNS as /etc/hosts",
             "127.0.0.1\tlocalhost",
             "::1\tlocalhost ip6-localhost ip6-loopback",
             *(f"{ip}\t{' '.join(names)}" for ip, names in by_ip.items()),

@@ -19,7 +19,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import REPO
+
+from harness.paths import REPO
 
 SCHEMAS = Path(os.environ.get("VALKEY_GRAFANA_SCHEMAS_DIR", REPO.parent / "shared" / "schemas" / "grafana-11.6"))
 HOW_TO_GET_SCHEMAS = (

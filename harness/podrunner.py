@@ -118,7 +118,7 @@ class PodRunnerError(RuntimeError):
 
 
 class Sandbox(Protocol):
-    """A pod's network namespace (``tests/podnet.py``): what a runner needs to run in it."""
+    """A pod's network namespace (``harness/podnet.py``): what a runner needs to run in it."""
 
     @property
     def ip(self) -> str:
@@ -475,7 +475,7 @@ class PodRunner:
     (and its process group) if it still runs. ``pid`` is the pid of the last started container
     process (``valkey-server`` once the entrypoint has exec'd), ``None`` before the first start.
 
-    Pod options (used by ``tests/podnet.py``, which runs every container of a pod):
+    Pod options (used by ``harness/podnet.py``, which runs every container of a pod):
     ``ordinal`` names the pod ``<sts>-<ordinal>`` and its claims ``<template>-<sts>-<ordinal>``;
     ``volume_dirs`` maps a volume name (claim, emptyDir) to a host directory shared by the
     pod's containers; ``container`` may name an init container; ``command`` stands in for the

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from conftest import REPO
+from harness.paths import REPO
 
 
 def node_binary() -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import require_binary
+from harness.paths import require_binary
 
 BINARY = "prometheus-redis-exporter"
 

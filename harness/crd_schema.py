@@ -28,7 +28,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import SHARED_CRDS
+
+from harness.paths import SHARED_CRDS
 
 HOW_TO_GET_CRDS = (
     "the prometheus-operator CRDs (v0.93.0) are not in {dir}: download "

@@ -10,12 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _synth import find
-from conftest import REPO
-
 from cdk8s_valkey.review import Finding, Report, Verdict, load_path, review
+from harness.paths import REPO
+from harness.synth import find
 
-CASES = Path(__file__).resolve().parent / "review_cases"
+CASES = REPO / "tests" / "review_cases"
 Objects = list[dict[str, Any]]
 
 
