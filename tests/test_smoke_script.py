@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -771,6 +772,37 @@ def test_sentinel_fails_on_a_replication_link_down(healthy: SentinelSetup) -> No
     assert re.fullmatch(
         rf"smoke: FAIL replication: 127\.0\.0\.1:({topology.ports[1]}|{topology.ports[2]})'s link to the primary "
         rf"{re.escape(topology.addr(0))} is down \(master_link_status:down\); still so after 1s",
+        verdict(result),
+    )
+
+
+def test_sentinel_fails_on_a_replica_behind(healthy: SentinelSetup) -> None:
+    """A writer keeps the primary's offset ahead of what the replicas acknowledged (once a
+    second): with no lag allowed, the replicas are behind. The writer is bounded (count and
+    time) and stops with the check."""
+    topology = healthy.topology
+    done = threading.Event()
+
+    def write() -> None:
+        with topology.client(0) as primary:
+            for i in range(20_000):
+                if done.is_set():
+                    break
+                primary.set(f"smoke-test:behind:{i % 10}", "x" * 256)
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = healthy.fail_fast(SMOKE_MAX_LAG_BYTES="0")
+    finally:
+        done.set()
+        writer.join(timeout=30)
+    with topology.client(0) as primary:
+        primary.delete(*(f"smoke-test:behind:{i}" for i in range(10)))
+    assert re.fullmatch(
+        rf"smoke: FAIL replication: 127\.0\.0\.1:({topology.ports[1]}|{topology.ports[2]}) is [1-9]\d* bytes behind "
+        rf"the primary {re.escape(topology.addr(0))} \(at most 0 allowed\); still so after 1s",
         verdict(result),
     )
 
