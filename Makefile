@@ -1,6 +1,9 @@
 # The README's two commands. Both work on a fresh Debian machine with Python 3.11 and Node 20.
 #   make synth   install the runtime dependencies, then `cdk8s synth` into dist/
 #   make test    install the test tools too, then run every test (pytest: also mypy and ruff)
+#   make review  what this branch's dist/ change does to a live cluster (docs/review.md)
+# And, on every edit:
+#   make test-fast  the fast tier: no real process, no root (pytest -m "not real"; harness/tiers.py)
 # And, for maintainers:
 #   make imports regenerate imports/ (the CRD bindings) from local CRD files, offline
 
@@ -24,13 +27,28 @@ IMPORTS_DIR ?= imports
 CRD_IMPORTS := \
 	cdk8s_valkey_longhorn:=longhorn.io_recurringjobs.yaml
 
-.PHONY: synth test deps dev-deps system-deps bench imports
+.PHONY: synth review test test-fast deps dev-deps system-deps bench imports
 
+# The cdk8s CLI deletes its output directory before it runs the app. So synth writes a new
+# directory and puts it in place of dist/ only on success: a refused or failed synth leaves dist/
+# as it was. main.py's claim guard reads the previous dist/ from CDK8S_VALKEY_DIST.
 synth: deps
-	npx --no-install cdk8s synth --no-check-upgrade
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	CDK8S_VALKEY_DIST=dist npx --no-install cdk8s synth --no-check-upgrade --output "$$out/dist" && \
+	rm -rf dist && mv "$$out/dist" dist && ls dist/*.k8s.yaml
+
+# The review of a pull request (docs/review.md): dist/ of the work tree against dist/ where the
+# branch left BASE (git merge-base). Prints the verdict; fails only when the tool cannot compare.
+BASE ?= $(shell git rev-parse --verify -q origin/main >/dev/null 2>&1 && echo origin/main || echo main)
+review: deps
+	@status=0; $(VENV)/bin/python -m cdk8s_valkey review --base "$(BASE)" dist || status=$$?; \
+	[ $$status -le 2 ] || exit $$status
 
 test: dev-deps system-deps
 	$(VENV)/bin/python -m pytest
+
+test-fast: dev-deps
+	$(VENV)/bin/python -m pytest -m "not real" -q
 
 bench: dev-deps system-deps
 	$(VENV)/bin/python -m bench

@@ -6,12 +6,13 @@ Everything the team decides is named here, once: what both environments share in
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import cdk8s
 
 from cdk8s_valkey import AlertOptions, BackupOptions, DashboardOptions, ExporterOptions, SmokeCheckOptions, Valkey
-from cdk8s_valkey.review import guard_claims
+from cdk8s_valkey.review import ClaimGuardError, guarded_synth
 
 STORAGE_CLASS = "longhorn"
 # BullMQ queues whose depth is exported and alerted on.
@@ -76,7 +77,9 @@ if __name__ == "__main__":
     app = cdk8s.App()  # writes to $CDK8S_OUTDIR, or dist/
     for environment in ENVIRONMENTS:
         build(app, environment)
-    # Before synth overwrites it, the previous dist/ is an input too: a data claim may not shrink
-    # or change class (Kubernetes refuses both; the error names the prop and the fix).
-    guard_claims(app.outdir, [manifest for chart in app.charts for manifest in chart.to_json()])
-    app.synth()
+    # A data claim may not shrink or change class (Kubernetes refuses both): compared with the
+    # previous dist/ and with dist/ as committed, since `cdk8s synth` deletes dist/ first.
+    try:
+        guarded_synth(app)
+    except ClaimGuardError as error:
+        sys.exit(f"synth refused: {error}")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.paths import require_binary
+from harness.process import stop
 
 BINARY = "prometheus-redis-exporter"
 
@@ -122,13 +123,7 @@ def start_exporter(args: Sequence[str], *, log: Path | None = None, timeout: flo
 
 def stop_exporter(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     """SIGTERM (the exporter shuts its HTTP server down), then SIGKILL after timeout seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+    stop(proc, timeout)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ import yaml
 
 from cdk8s_valkey import ExporterSidecar
 from harness.paths import free_port, require_binary
+from harness.process import stop
 from harness.synth import find
 
 
@@ -126,9 +127,4 @@ def running_prometheus(config: Mapping[str, Any], workdir: Path, *, timeout: flo
         wait_for("Prometheus ready", ready, timeout=timeout)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, 10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cdk8s_valkey.review import Finding, Report, Verdict, load_path, review
-from harness.paths import REPO
+from harness.paths import REPO, require_binary
 from harness.synth import find
 
 CASES = REPO / "tests" / "review_cases"
@@ -79,3 +80,78 @@ def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# --- a copy of the team's app, for what the user runs (make synth, make review, .ci/review) ---
+
+APP_FILES = (
+    "main.py",
+    "cdk8s.yaml",
+    "Makefile",
+    ".ci/review",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "requirements-scan.txt",
+    "pyproject.toml",
+    "package.json",
+    "package-lock.json",
+)
+
+
+def git_env() -> dict[str, str]:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t")
+    env["GIT_COMMITTER_EMAIL"] = "t@t"
+    # As from a shell in the checkout: nothing of the test run's own environment.
+    for name in ("CDK8S_OUTDIR", "CDK8S_VALKEY_DIST", "REVIEW_BASE", "BASE"):
+        env.pop(name, None)
+    return env
+
+
+def run(app: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` in ``app``, its first word found on PATH."""
+    return subprocess.run(
+        [require_binary(argv[0]) if "/" not in argv[0] else argv[0], *argv[1:]],
+        cwd=app,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def git(app: Path, *args: str) -> None:
+    subprocess.run([require_binary("git"), *args], cwd=app, env=git_env(), check=True, capture_output=True)
+
+
+def commit(app: Path, message: str) -> None:
+    git(app, "add", "-A")
+    git(app, "commit", "-q", "-m", message)
+
+
+def app_copy(tmp_path: Path, *, git_repo: bool, dist: Path = REPO / "dist") -> Path:
+    """A copy of the team's app (main.py, cdk8s.yaml, the Makefile, .ci/review, ``dist``) with this
+    checkout's .venv and node_modules; as a git repository whose ``main`` holds it (a clone)."""
+    app = tmp_path / "app"
+    app.mkdir()
+    for name in APP_FILES:
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, app / name)
+        if name.startswith(("requirements", "pyproject", "package")):
+            # Older than .venv/.deps and node_modules: make takes the shared dependencies as installed.
+            os.utime(app / name, (0, 0))
+    # Fresh mtimes for dist/: git compares stat data, and a later copy of the same size must count.
+    shutil.copytree(dist, app / "dist", copy_function=shutil.copy)
+    for shared in (".venv", "node_modules"):
+        (app / shared).symlink_to(REPO / shared)
+    (app / ".gitignore").write_text(".venv\nnode_modules\n")
+    if git_repo:
+        git(app, "init", "-q")
+        commit(app, "the app")
+        git(app, "branch", "-M", "main")
+    return app
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path``, by relative name, byte for byte."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}

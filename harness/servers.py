@@ -10,6 +10,8 @@ from pathlib import Path
 
 import valkey
 
+from harness.process import stop
+
 # What the entrypoint's pod config holds, minus maxmemory (which the entrypoint computes).
 BASE_CONFIG = (
     "bind 127.0.0.1",
@@ -73,11 +75,8 @@ def stop_server(proc: subprocess.Popen[bytes], port: int, *, timeout: float = 5.
             pass  # the server closing the connection is the normal answer to SHUTDOWN
         except valkey.ValkeyError:
             proc.kill()  # e.g. NOAUTH: a test server's data is disposable
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+    # SHUTDOWN asked it to go: SIGTERM and SIGKILL only if it has not within the bound.
+    stop(proc, timeout)
 
 
 def valkey_cli(

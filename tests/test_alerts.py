@@ -25,6 +25,8 @@ from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
 from harness.paths import REPO, require_binary
 from harness.synth import find, objects, to_yaml
 
+pytestmark = pytest.mark.real
+
 PROMTOOL_TESTS = REPO / "tests" / "promtool"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 SEVERITIES = {"critical", "warning", "info"}

@@ -50,6 +50,8 @@ from harness.prometheus import service_monitor_labels as _service_monitor_labels
 from harness.prometheus import wait_for as _wait
 from harness.synth import find, objects
 
+pytestmark = pytest.mark.root
+
 FOR = "2s"
 INTERVAL = "1s"
 BUDGET_SECONDS = 60

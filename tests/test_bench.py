@@ -16,6 +16,8 @@ import pytest
 
 from harness.paths import REPO
 
+pytestmark = pytest.mark.root
+
 BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory"]
 
 

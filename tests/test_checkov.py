@@ -30,6 +30,8 @@ import main
 from harness.hardened import build_hardened
 from harness.paths import REPO
 
+pytestmark = pytest.mark.real
+
 EXCEPTIONS_FILE = REPO / "security" / "checkov-exceptions.yaml"
 OUTPUTS = ("default", "hardened")
 # Offline: no Prisma Cloud mapping download, no PyPI update check, no API key.

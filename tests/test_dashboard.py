@@ -26,6 +26,8 @@ from harness.grafana import dashboard_errors, grafana_expr, panels
 from harness.paths import require_binary
 from harness.synth import find, new_chart, objects
 
+pytestmark = pytest.mark.real
+
 SCOPE = 'namespace="apps",service="valkey-metrics"'
 GRAFANA = "https://grafana.example.com"
 

@@ -41,6 +41,8 @@ from harness.podrunner import PodRunner, publish_results
 from harness.prometheus import query, query_range, running_prometheus, scrape_job, service_monitor_labels, wait_for
 from harness.synth import find, objects
 
+pytestmark = pytest.mark.root
+
 BUDGET_SECONDS = 40
 NODE_SCRIPT = REPO / "tests" / "node" / "bullmq_fill.mjs"
 SCRAPE_INTERVAL = "1s"

@@ -6,7 +6,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from harness.paths import REPO, require_binary
+
+pytestmark = pytest.mark.real
 
 
 def test_dist_matches_a_fresh_cdk8s_synth(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ import pytest
 from harness.paths import free_port, require_binary
 from harness.servers import client, stop_server, wait_for_pong, write_config
 
+pytestmark = pytest.mark.root
+
 SCRIPT = Path(__file__).parents[1] / "constructs/cdk8s_valkey/scripts/entrypoint.sh"
 NOBODY = 65534  # uid/gid of `nobody` on Debian
 MIB = 1024 * 1024

@@ -16,6 +16,8 @@ import pytest
 
 from harness.paths import REPO, SHARED_CRDS, require_binary
 
+pytestmark = pytest.mark.real
+
 IMPORTS = REPO / "imports"
 
 

@@ -22,6 +22,8 @@ from harness.crd_schema import validate_crd_object
 from harness.paths import REPO, SHARED_CRDS
 from harness.synth import load_all
 
+pytestmark = pytest.mark.real
+
 ENV = dict(os.environ, JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", PIP_DISABLE_PIP_VERSION_CHECK="1")
 CDK8S = REPO / "node_modules" / ".bin" / "cdk8s"
 

@@ -20,24 +20,11 @@ import valkey
 from harness.paths import REPO
 from harness.podnet import NETNS_ETC, STATE_DIR, NetStatefulSet, PodNetError, PodNetwork, Sandbox, sweep_leftovers
 from harness.podrunner import load_manifest
+from harness.wait import wait_for
+
+pytestmark = pytest.mark.root
 
 EXPORTER = {"oliver006/redis_exporter": ["prometheus-redis-exporter"]}
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, period: float = 0.05) -> Any:
-    """check()'s first truthy result, polled; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, valkey.exceptions.ValkeyError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(period)
-    raise AssertionError(f"{what}: not after {timeout}s (last: {last!r})")
 
 
 def with_claim_template(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

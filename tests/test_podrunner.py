@@ -20,6 +20,8 @@ from harness.podrunner import (
     parse_quantity,
 )
 
+pytestmark = pytest.mark.root
+
 
 def statefulset(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return next(o for o in objects if o["kind"] == "StatefulSet")

@@ -13,6 +13,8 @@ import pytest
 from harness.paths import free_port, require_binary
 from harness.servers import client, info_field, running_server, valkey_cli, wait_for_pong, write_config
 
+pytestmark = pytest.mark.real
+
 SCRIPTS = Path(__file__).parents[1] / "constructs/cdk8s_valkey/scripts"
 PROBE = SCRIPTS / "probe.sh"
 

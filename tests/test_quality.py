@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from harness.paths import REPO
+
+pytestmark = pytest.mark.real
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

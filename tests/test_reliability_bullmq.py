@@ -24,6 +24,8 @@ import pytest
 from harness.node import NodeProcess
 from harness.podrunner import REPO, PodRunner, load_manifest, publish_results
 
+pytestmark = pytest.mark.root
+
 SCRIPT = REPO / "tests" / "node" / "bullmq_replay.mjs"
 LOSS_WINDOW_MS = 2000  # AOF everysec: up to ~1 s, 2 s when an fsync is slow (Valkey docs)
 LOCK_MS = 2000

@@ -25,6 +25,8 @@ import valkey
 
 from harness.podrunner import PodRunner, load_manifest, publish_results
 
+pytestmark = pytest.mark.root
+
 WRITE_SECONDS = 3.0
 LOSS_WINDOW_SECONDS = 2.0
 

@@ -51,6 +51,8 @@ from harness.prometheus import get_json as _get_json
 from harness.prometheus import running_prometheus, scrape_job, service_monitor_labels, wait_for
 from harness.synth import find, objects
 
+pytestmark = pytest.mark.root
+
 VOLUME_BYTES = 32 << 20
 VALUE = b"v" * 100
 BATCH = 10  # SETs per pipeline; one pipeline every 10 ms: about 1000 SET/s, 150 KB/s of AOF

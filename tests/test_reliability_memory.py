@@ -36,6 +36,8 @@ from harness.podrunner import (
     publish_results,
 )
 
+pytestmark = pytest.mark.root
+
 LIMIT = 256 << 20
 VALUE_SIZE = 1024
 TARGET_RATE = 10_000  # SET/s: ADR 0005's "job throughput >10k ops/sec" revisit trigger

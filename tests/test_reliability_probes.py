@@ -34,6 +34,8 @@ from harness.podrunner import (
     publish_results,
 )
 
+pytestmark = pytest.mark.root
+
 KEYS = 2_000_000
 VALUE_SIZE = 100
 

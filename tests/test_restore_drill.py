@@ -46,6 +46,8 @@ from test_reliability_crash import SequenceWriter, read_back
 from harness.paths import REPO, require_binary
 from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
 
+pytestmark = pytest.mark.root
+
 RUNBOOK = REPO / "docs" / "operations.md"
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
 AOF_DIR = "appendonlydir"

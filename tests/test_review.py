@@ -11,6 +11,7 @@ exit_code from the current tool; read the diff before committing it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -20,13 +21,15 @@ import pytest
 
 from cdk8s_valkey.__main__ import main
 from cdk8s_valkey.review import Verdict, load_path, review
-from harness.paths import require_binary
+from harness.paths import REPO, require_binary
 from harness.review import CASES, cli
+
+pytestmark = pytest.mark.real
 
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if (p / "old").is_dir())
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 # The verdict a case's name promises, so a golden file cannot drift to another verdict unseen.
-PREFIX_EXIT = {"no-change": 0, "safe": 0, "restarts": 1, "rejected": 2, "data-at-risk": 2}
+PREFIX_EXIT = {"no-change": 0, "safe": 0, "restarts": 1, "client-outage": 2, "rejected": 2, "data-at-risk": 2}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +133,68 @@ def test_git_mode_when_the_revision_had_no_dist_everything_is_added(
     repo = _repo_with(tmp_path, None, CASES / "safe-network-policy-on" / "new")
     code, out, _ = _main(capsys, "--git", "HEAD", str(repo / "dist"))
     assert code == 0
-    assert "| StatefulSet `apps/valkey` | added | safe |" in out
+    assert "- StatefulSet `apps/valkey` added: new StatefulSet" in out
+
+
+# --- --base mode: the whole pull request -------------------------------------------------
+
+
+def _pull_request(tmp_path: Path) -> tuple[Path, Path]:
+    """main: dist/ = the memory case's old side; a branch that changes dist/ to its new side, then
+    commits something else; main moves on with another dist/. Returns (repo, case)."""
+    case = CASES / "restarts-memory-2gi-to-4gi"
+    repo = _repo_with(tmp_path, case / "old", case / "old")
+    _git(repo, "branch", "-M", "main")
+    _git(repo, "checkout", "-q", "-b", "feature")
+    shutil.rmtree(repo / "dist")
+    # Fresh mtimes: the two sides have the same sizes, and git would take equal stat data for no change.
+    shutil.copytree(case / "new", repo / "dist", copy_function=shutil.copy)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "memory 2Gi -> 4Gi")
+    (repo / "README.md").write_text("app, documented\n")
+    _git(repo, "commit", "-q", "-am", "docs")
+    _git(repo, "checkout", "-q", "main")
+    shutil.rmtree(repo / "dist")
+    shutil.copytree(CASES / "safe-network-policy-on" / "new", repo / "dist", copy_function=shutil.copy)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "main moves on")
+    _git(repo, "checkout", "-q", "feature")
+    return repo, case
+
+
+def test_base_mode_reviews_the_whole_pull_request_against_its_merge_base(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, case = _pull_request(tmp_path)
+    base = subprocess.run(
+        ["git", "-C", str(repo), "merge-base", "main", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    code, out, err = _main(capsys, "--base", "main", str(repo / "dist"))
+    heading, rest = (case / "expected.md").read_text().split("\n", 1)
+    compared = f"Compared with `dist/` at `{base[:12]}`, the merge base of `main` and `HEAD`."
+    assert (code, out, err) == (1, f"{heading}\n\n{compared}\n{rest}", "")
+    # The last commit alone changed no manifest: what CI used to review.
+    assert _main(capsys, "--git", "HEAD~1", str(repo / "dist"))[:2] == (
+        0,
+        "## dist/ review: safe\n\nNo object changed.\n",
+    )
+
+
+def test_base_mode_without_the_base_or_its_history_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo, _ = _pull_request(tmp_path)
+    assert _main(capsys, "--base", "nope", str(repo / "dist")) == (
+        3,
+        "",
+        "review: no previous revision: 'nope' names no commit in this clone\n",
+    )
+    shallow = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", "--branch", "feature", f"file://{repo}", str(shallow))
+    _git(shallow, "fetch", "-q", "--depth", "1", "origin", "main:main")
+    assert _main(capsys, "--base", "main", str(shallow / "dist")) == (
+        3,
+        "",
+        "review: no merge base of 'main' and HEAD (this clone is shallow: `git fetch --unshallow`)\n",
+    )
 
 
 def test_git_mode_outside_a_repository_exits_64(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,9 +210,11 @@ def test_git_mode_outside_a_repository_exits_64(tmp_path: Path, capsys: pytest.C
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "give OLD and NEW, or --git REV [DIST]"),
-        (("a",), "give OLD and NEW, or --git REV [DIST]"),
-        (("--git", "HEAD", "a", "b"), "with --git, give at most one path (DIST)"),
+        ((), "give OLD and NEW, or --base REV [DIST], or --git REV [DIST]"),
+        (("a",), "give OLD and NEW, or --base REV [DIST], or --git REV [DIST]"),
+        (("--git", "HEAD", "a", "b"), "with --git or --base, give at most one path (DIST)"),
+        (("--base", "main", "a", "b"), "with --git or --base, give at most one path (DIST)"),
+        (("--base", "main", "--git", "HEAD"), "argument --git: not allowed with argument --base"),
         (("--bogus",), "unrecognized arguments: --bogus"),
     ],
 )
@@ -184,8 +250,21 @@ def test_help_documents_the_exit_status(capsys: pytest.CaptureFixture[str]) -> N
     for line in (
         "0   safe",
         "1   restarts",
-        "2   rejected or data at risk",
-        "3   --git REV names no commit",
+        "2   client outage, rejected or data at risk",
+        "3   --git/--base REV names no commit",
+        "make review",
         "64  usage",
     ):
         assert line in out
+
+
+# --- docs/review.md ---------------------------------------------------------------------
+
+
+def test_the_examples_of_docs_review_are_golden_outputs() -> None:
+    # Each ```markdown block of the guide is a verbatim part of the golden case it names.
+    text = (REPO / "docs" / "review.md").read_text()
+    examples = re.findall(r"`tests/review_cases/([\w.-]+)`\)?:\n\n```markdown\n(.*?)```\n", text, re.S)
+    assert len(examples) == 3
+    for case, block in examples:
+        assert block in (CASES / case / "expected.md").read_text(), f"docs/review.md: the example of {case} is stale"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from cdk8s_valkey.review import ObjectKey, Report, Verdict, review
-from harness.review import findings_for
+from harness.review import findings_for, rendering
 
 
 def _obj(kind: str = "RecurringJob", api: str = "longhorn.io/v1beta2", **spec: Any) -> dict[str, Any]:
@@ -44,4 +45,43 @@ def test_key_reads_well() -> None:
 
 
 def test_verdict_exit_codes() -> None:
-    assert [v.exit_code for v in Verdict] == [0, 1, 2, 2]
+    assert [v.exit_code for v in Verdict] == [0, 1, 2, 2, 2]
+
+
+def _relabel(objs: list[dict[str, Any]], namespace: str | None = None) -> list[dict[str, Any]]:
+    out = copy.deepcopy(objs)
+    for obj in out:
+        if namespace is None or obj["metadata"].get("namespace") == namespace:
+            obj["metadata"].setdefault("labels", {})["team"] = "platform"
+    return out
+
+
+def test_label_only_changes_fold_into_one_line() -> None:
+    old = rendering()
+    report = review(old, _relabel(old))
+    text = report.markdown()
+    assert report.verdict is Verdict.SAFE and len(report.objects) == len(old)
+    assert text.splitlines()[-1] == f"- {len(old)} objects changed in labels: `team` (unset) -> `platform`"
+    assert len(text.splitlines()) == 9
+
+
+def _in_namespace(objs: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    out = copy.deepcopy(objs)
+    for obj in out:
+        if obj["metadata"].get("namespace") == "apps":
+            obj["metadata"]["namespace"] = namespace
+    return out
+
+
+def test_one_change_to_two_environments_warns_that_staging_is_skipped() -> None:
+    production = rendering()
+    staging = _in_namespace(production, "apps-staging")
+    new_production = _relabel(production, "apps")
+    both = review(production + staging, new_production + _relabel(staging, "apps-staging"))
+    (warning,) = both.warnings
+    assert warning.startswith(
+        "staging skipped: this one change reaches 2 environments at once (namespaces `apps`, `apps-staging`)"
+    )
+    assert f"> **Warning**: {warning}" in both.markdown()
+    # Staging alone, the promotion the docs ask for: no warning.
+    assert review(production + staging, production + _relabel(staging, "apps-staging")).warnings == ()

@@ -1,4 +1,5 @@
-"""review/guard.py: synth stops when a data claim would shrink or change class; nothing else."""
+"""review/guard.py: synth stops when a data claim would shrink or change class; nothing else.
+The guard under the real CLI (make synth, npx cdk8s synth): tests/test_synth_cli.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cdk8s_valkey.review import guard_claims
+from cdk8s_valkey.review import ClaimGuardError, guard_claims
 from harness.review import CASES, edited, rendering
 
 
@@ -24,12 +25,23 @@ def _claim(edit: Any) -> list[dict[str, Any]]:
 
 
 def test_shrink_is_refused_with_the_fix(old_dist: Path) -> None:
-    new = _claim(lambda c: c["spec"]["resources"]["requests"].update(storage="5Gi"))
-    with pytest.raises(ValueError) as raised:
+    new = _claim(lambda c: c["spec"]["resources"]["requests"].update(storage="7Gi"))
+    with pytest.raises(ClaimGuardError) as raised:
         guard_claims(old_dist, new)
     assert str(raised.value) == (
-        "storage_size: the claim apps/data-valkey-0 would shrink from 10Gi to 5Gi (the previous dist/ has 10Gi); "
+        "storage_size: the claim apps/data-valkey-0 would shrink from 10Gi to 7Gi (the previous dist/ has 10Gi); "
         "keep storage_size at 10Gi or more; claims can only grow"
+    )
+
+
+def test_a_shrink_that_follows_memory_names_the_size_to_set(old_dist: Path) -> None:
+    # 5Gi is what storage_size left out gives for the app's 1Gi memory_limit (3 x, at least 5Gi).
+    new = _claim(lambda c: c["spec"]["resources"]["requests"].update(storage="5Gi"))
+    with pytest.raises(ClaimGuardError) as raised:
+        guard_claims(old_dist, new)
+    assert str(raised.value).endswith(
+        "would shrink from 10Gi to 5Gi (the previous dist/ has 10Gi); storage_size follows memory_limit when it "
+        "is left out (3 x 1Gi, at least 5Gi): set storage_size explicitly to 10Gi; claims can only grow"
     )
 
 

@@ -63,7 +63,7 @@ MATRIX: list[tuple[str, dict[str, Any], dict[str, Any], Verdict]] = [
     ("extra_config seconds (timeout)", {}, {"extra_config": {"timeout": "300"}}, RESTARTS),
     ("extra_config several values (save)", {}, {"extra_config": {"save": "900 1"}}, RESTARTS),
     ("extra_config string (notify-keyspace-events)", {}, {"extra_config": {"notify-keyspace-events": "Ex"}}, RESTARTS),
-    ("auth on", {}, {"auth_secret": AUTH}, RESTARTS),
+    ("auth on", {}, {"auth_secret": AUTH}, Verdict.CLIENT_OUTAGE),
     ("auth off", {"auth_secret": AUTH}, {}, RESTARTS),
     ("NetworkPolicy on", {}, {"network_policy": True}, SAFE),
     ("NetworkPolicy off", {"network_policy": True}, {}, SAFE),

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from cdk8s_valkey.review import Verdict
+from cdk8s_valkey.review import Verdict, review
 from cdk8s_valkey.review.pod_template import maxmemory
-from harness.review import findings_for, pod_container, review_edit
+from harness.review import edited, findings_for, only, pod_container, rendering, review_edit
 
 
 def _valkey(sts: dict[str, Any]) -> dict[str, Any]:
@@ -116,3 +116,74 @@ def test_on_delete_strategy_says_when_the_restart_happens() -> None:
         "updateStrategy `OnDelete`: the running pod keeps the old template; the restart happens when the pod is "
         "next deleted",
     ]
+
+
+# --- what clients feel: versions and auth ----------------------------------------------
+
+
+def _image(image: str) -> Any:
+    return lambda sts: pod_container(sts).update(image=image)
+
+
+@pytest.mark.parametrize(
+    ("image", "one_way"),
+    [
+        ("valkey/valkey:9.0.1", "Valkey 8.1 -> 9.0 is one-way"),
+        ("valkey/valkey:8.2.0@sha256:" + "0" * 64, "Valkey 8.1 -> 8.2 is one-way"),
+        ("registry.example.com:5000/valkey/valkey:9.1", "Valkey 8.1 -> 9.1 is one-way"),
+    ],
+)
+def test_a_major_or_minor_upgrade_is_one_way_and_points_to_the_snapshot_step(image: str, one_way: str) -> None:
+    finding = only(review_edit("StatefulSet", None, _image(image)), "StatefulSet", Verdict.DATA_AT_RISK)
+    assert finding.reason.startswith(one_way)
+    assert "`Can't handle RDB format version 80`" in finding.reason
+    assert finding.procedure == (
+        'take the pre-upgrade snapshot first, staging first: docs/operations.md, "Upgrading Valkey", step 4 '
+        '("Take a snapshot, then apply")'
+    )
+
+
+def test_a_downgrade_is_flagged_and_a_patch_release_only_restarts() -> None:
+    upgraded = edited(rendering(), "StatefulSet", None, _image("valkey/valkey:9.0.1"))
+    down = review(upgraded, rendering())
+    assert only(down, "StatefulSet", Verdict.DATA_AT_RISK).reason.startswith("Valkey 9.0 -> 8.1 is a downgrade")
+    patch = review_edit("StatefulSet", None, _image("valkey/valkey:8.1.99"))
+    assert patch.verdict is Verdict.RESTARTS
+
+
+def _password(secret: str, key: str = "password") -> Any:
+    def edit(sts: dict[str, Any]) -> None:
+        env = pod_container(sts).setdefault("env", [])
+        env[:] = [e for e in env if e["name"] != "VALKEY_PASSWORD"]
+        env.append({"name": "VALKEY_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+
+    return edit
+
+
+def test_auth_on_is_a_client_outage_naming_the_secret_that_must_exist_first() -> None:
+    finding = only(review_edit("StatefulSet", None, _password("valkey-auth")), "StatefulSet", Verdict.CLIENT_OUTAGE)
+    assert finding.reason.startswith(
+        "auth turned on (`VALKEY_PASSWORD` from Secret `valkey-auth` key `password`): from the restart on, every "
+        "client that does not send this password is refused (NOAUTH)"
+    )
+    assert finding.procedure is not None
+    assert finding.procedure.startswith("first create Secret `valkey-auth` with key `password` in namespace `apps`")
+
+
+def test_a_password_from_another_secret_cuts_off_clients_with_the_old_one() -> None:
+    old = edited(rendering(), "StatefulSet", None, _password("valkey-auth"))
+    report = review(old, edited(old, "StatefulSet", None, _password("valkey-auth-2", "pw")))
+    finding = only(report, "StatefulSet", Verdict.CLIENT_OUTAGE)
+    assert "Secret `valkey-auth-2` key `pw` (was Secret `valkey-auth` key `password`)" in finding.reason
+    # Turning auth off: clients that send a password keep working (ioredis warns), a restart only.
+    assert review(old, rendering()).verdict is Verdict.RESTARTS
+
+
+def test_tls_port_in_valkey_conf_is_a_client_outage() -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["data"]["valkey.conf"] += "tls-port 6380\n"
+
+    # Applied at the next restart, this one or a later one: clients without TLS are refused from then on.
+    report = review_edit("ConfigMap", "valkey-config", edit)
+    finding = only(report, "ConfigMap", Verdict.CLIENT_OUTAGE, "valkey-config")
+    assert "`tls-port` added (`6380`)" in finding.reason and "clients must connect with TLS" in finding.reason

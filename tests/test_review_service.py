@@ -70,10 +70,25 @@ def test_selector_ports_type_and_annotations_change_in_place() -> None:
     assert verdicts(review_edit(SVC, "valkey", edit), SVC) == {Verdict.SAFE}
 
 
-def test_removed_service_is_safe_but_says_clients_lose_it() -> None:
+def test_removing_the_client_service_is_graded_as_removing_its_selector() -> None:
+    # Either way its clients are cut off while Valkey runs: one verdict, one wording.
     old = rendering()
-    report = review(old, [o for o in old if not (o["kind"] == SVC and o["metadata"]["name"] == "valkey")])
-    assert only(report, SVC, Verdict.SAFE).reason == (
-        "no longer rendered: GitOps deletes it; clients using `valkey` can no longer connect (Valkey itself keeps "
-        "running)"
+    removed = review(old, [o for o in old if not (o["kind"] == SVC and o["metadata"]["name"] == "valkey")])
+    no_selector = review_edit(SVC, "valkey", lambda s: s["spec"].pop("selector"))
+    for report in (removed, no_selector):
+        finding = only(report, SVC, Verdict.CLIENT_OUTAGE)
+        assert finding.reason.endswith(
+            "clients of `valkey.apps.svc` get connection errors until they connect another way (Valkey keeps running)"
+        )
+        assert finding.procedure == "move every client to its new address first, then merge this"
+        assert report.verdict is Verdict.CLIENT_OUTAGE and report.exit_code == 2
+
+
+def test_removing_a_metrics_service_is_safe() -> None:
+    old = rendering()
+    names = {o["metadata"]["name"] for o in old if o["kind"] == SVC}
+    assert "valkey-metrics" in names
+    report = review(old, [o for o in old if not (o["kind"] == SVC and o["metadata"]["name"] == "valkey-metrics")])
+    assert only(report, SVC, Verdict.SAFE, "valkey-metrics").reason == (
+        "metrics Service no longer rendered: GitOps deletes it; Prometheus stops scraping it"
     )

@@ -47,6 +47,8 @@ from harness.podrunner import PodRunner
 from harness.servers import valkey_cli
 from harness.synth import container, find, new_chart, objects, to_yaml
 
+pytestmark = pytest.mark.root
+
 SCRIPTS = REPO / "constructs/cdk8s_valkey/scripts"
 REQUIREPASS = SCRIPTS / "requirepass.sh"
 

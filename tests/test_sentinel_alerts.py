@@ -21,6 +21,8 @@ from cdk8s_valkey.sentinel_alerts import ALERT_NAMES, SentinelAlertOptions, Sent
 from harness.paths import REPO
 from harness.synth import find, new_chart, objects
 
+pytestmark = pytest.mark.real
+
 PROMTOOL_TESTS = REPO / "tests" / "promtool" / "sentinel"
 SEVERITIES = {"critical", "warning", "info"}
 

@@ -34,6 +34,8 @@ from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
 from harness.podrunner import REPO, publish_results
 from harness.synth import new_chart, objects
 
+pytestmark = pytest.mark.root
+
 SCRIPT = REPO / "tests" / "node" / "sentinel_drill.mjs"
 POLL_S = 0.05
 # Two pods seen writable at once for at most two polls is within what the observer can tell

@@ -30,6 +30,8 @@ from harness.paths import REPO, free_port, require_binary
 from harness.servers import client, write_config
 from harness.synth import find, new_chart, objects
 
+pytestmark = pytest.mark.real
+
 MASTER = "valkey"
 # Below the 4 s SentinelOptions allows, to keep the failover short; at 1 s a loaded machine saw a
 # second failover right after the first (the new primary missed the Sentinels' 1 s deadline).

@@ -38,6 +38,8 @@ from harness.podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantit
 from harness.servers import write_config
 from harness.synth import find, new_chart, objects
 
+pytestmark = pytest.mark.root
+
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
 SENTINEL_SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke-sentinel.sh"
 SECRET = SecretKeyRef(name="valkey-auth", key="password")

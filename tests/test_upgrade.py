@@ -38,6 +38,8 @@ import valkey
 from harness.paths import REPO, require_binary
 from harness.podrunner import PodRunner, load_manifest, publish_results
 
+pytestmark = pytest.mark.root
+
 NEXT_MAJOR_VERSION = "9.1.2"
 FUNCTION_LIBRARY = (
     "#!lua name=upgrade_rehearsal\n"

@@ -1,5 +1,7 @@
 """cdk8s constructs for ADR 0005: Valkey on Kubernetes as plain, reviewable YAML."""
 
+# First: `python -m cdk8s_valkey` silences Node's end-of-life banner before jsii starts Node.
+from . import _tool_env  # noqa: F401  (isort keeps it first)
 from .alerts import AlertOptions, Alerts
 from .backups import BackupOptions, Backups, RecurringJobSchedule
 from .dashboard import Dashboard, DashboardOptions

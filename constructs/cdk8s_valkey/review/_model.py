@@ -16,8 +16,9 @@ class Verdict(enum.IntEnum):
 
     SAFE = 0
     RESTARTS = 1
-    REJECTED = 2
-    DATA_AT_RISK = 3
+    CLIENT_OUTAGE = 2
+    REJECTED = 3
+    DATA_AT_RISK = 4
 
     @property
     def label(self) -> str:
@@ -25,7 +26,7 @@ class Verdict(enum.IntEnum):
 
     @property
     def exit_code(self) -> int:
-        """0 safe, 1 restarts, 2 rejected or data at risk (the CLI's exit status)."""
+        """0 safe, 1 restarts, 2 client outage, rejected or data at risk (the CLI's exit status)."""
         return min(int(self), 2)
 
     @property
@@ -36,6 +37,7 @@ class Verdict(enum.IntEnum):
 _LABELS = {
     Verdict.SAFE: "safe",
     Verdict.RESTARTS: "restarts",
+    Verdict.CLIENT_OUTAGE: "client outage",
     Verdict.REJECTED: "rejected",
     Verdict.DATA_AT_RISK: "data at risk",
 }
@@ -43,6 +45,10 @@ _MEANINGS = {
     Verdict.SAFE: "applied in place; Valkey keeps running.",
     Verdict.RESTARTS: (
         "Valkey's single pod is replaced: clients are cut off for a few seconds, then the AOF is replayed."
+    ),
+    Verdict.CLIENT_OUTAGE: (
+        "Valkey keeps running, but clients are refused until they change (a credential, an address): "
+        "prepare them first, as the reason says."
     ),
     Verdict.REJECTED: (
         "the API server refuses the update, so the GitOps sync fails until the procedure given is done."
@@ -58,6 +64,8 @@ class Finding:
     verdict: Verdict
     reason: str
     procedure: str | None = None
+    # A change of metadata.labels only: safe objects made only of these fold into a count.
+    labels_only: bool = False
 
 
 @dataclass(frozen=True, order=True)
@@ -106,9 +114,10 @@ class ObjectReview:
 
 @dataclass(frozen=True)
 class Report:
-    """The review of one rendering against another."""
+    """The review of one rendering against another, with warnings about the change as a whole."""
 
     objects: tuple[ObjectReview, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def verdict(self) -> Verdict:
@@ -121,26 +130,45 @@ class Report:
     def ordered(self) -> list[ObjectReview]:
         return sorted(self.objects, key=lambda o: (-o.verdict, o.key))
 
-    def markdown(self) -> str:
-        """The report as a pull-request comment: overall verdict, a table, then each object."""
+    def markdown(self, against: str | None = None) -> str:
+        """The report as a pull-request comment: the verdict, what it compares with (``against``),
+        warnings, a section for each object that is not safe, then one line per safe object,
+        objects changed in labels only counted."""
+        compared = ["", f"Compared with {against}."] if against else []
         if not self.objects:
-            return "## dist/ review: safe\n\nNo object changed.\n"
+            return "\n".join(["## dist/ review: safe", *compared, "", "No object changed.", ""])
         counts = Counter(o.verdict for o in self.objects)
         summary = ", ".join(f"{v.label} {counts[v]}" for v in sorted(counts, reverse=True))
         noun = "object" if len(self.objects) == 1 else "objects"
         lines = [
             f"## dist/ review: {self.verdict.label}",
+            *compared,
             "",
             f"{len(self.objects)} {noun} added, removed or changed ({summary}).",
             "",
         ]
         lines += [f"- **{v.label}**: {v.meaning}" for v in sorted(counts, reverse=True)]
-        lines += ["", "| object | change | verdict |", "|---|---|---|"]
-        lines += [f"| {o.key} | {o.change} | {o.verdict.label} |" for o in self.ordered()]
+        for warning in self.warnings:
+            lines += ["", f"> **Warning**: {warning}"]
+        safe = [o for o in self.ordered() if o.verdict is Verdict.SAFE]
         for review in self.ordered():
+            if review.verdict is Verdict.SAFE:
+                continue
             lines += ["", f"### {review.key}: {review.verdict.label}", ""]
             for finding in review.sorted_findings():
                 lines.append(f"- **{finding.verdict.label}**: {finding.reason}")
                 if finding.procedure:
                     lines.append(f"  - Do instead: {finding.procedure}")
+        if safe:
+            lines += ["", "### safe", ""]
+            labelled: dict[str, list[ObjectReview]] = {}
+            for review in safe:
+                if all(f.labels_only for f in review.findings):
+                    labelled.setdefault("; ".join(f.reason for f in review.findings), []).append(review)
+                else:
+                    reasons = "; ".join(f.reason for f in review.findings)
+                    lines.append(f"- {review.key} {review.change}: {reasons}")
+            for reason, reviews in labelled.items():
+                noun = "object" if len(reviews) == 1 else "objects"
+                lines.append(f"- {len(reviews)} {noun} changed in {reason}")
         return "\n".join(lines) + "\n"

@@ -74,4 +74,28 @@ def review(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mappi
             if not findings:
                 findings = [Finding(Verdict.SAFE, line) for line in summarize(leaves(old, new))]
         reviews.append(ObjectReview(key=key, change=change, findings=tuple(findings)))
-    return Report(objects=tuple(reviews))
+    return Report(objects=tuple(reviews), warnings=tuple(_staging_skipped(reviews)))
+
+
+def _staging_skipped(reviews: list[ObjectReview]) -> list[str]:
+    """One warning when the same object (kind and name) changes in two or more namespaces: each
+    environment is a namespace of its own, so one change reaches them all, staging skipped."""
+    namespaces: dict[tuple[str, str, str], dict[str, ObjectReview]] = {}
+    for review in reviews:
+        if review.key.namespace:
+            namespaces.setdefault((review.key.group, review.key.kind, review.key.name), {})[review.key.namespace] = (
+                review
+            )
+    shared = {key: by_ns for key, by_ns in namespaces.items() if len(by_ns) > 1}
+    if not shared:
+        return []
+    envs = sorted({ns for by_ns in shared.values() for ns in by_ns})
+    worst = max(r.verdict for by_ns in shared.values() for r in by_ns.values())
+    names = [f"{kind} `{name}`" for (_, kind, name) in sorted(shared, key=lambda k: (k[1], k[2]))]
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return [
+        f"staging skipped: this one change reaches {len(envs)} environments at once (namespaces "
+        f"{', '.join(f'`{ns}`' for ns in envs)}): {shown}, at worst **{worst.label}**. Production gets it "
+        "before staging has run it. Split it: change staging only, merge, watch its sync and smoke check, then "
+        'production (docs/review.md, "Staging first").'
+    ]

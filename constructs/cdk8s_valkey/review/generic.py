@@ -21,7 +21,7 @@ def metadata_findings(old: Manifest, new: Manifest) -> list[Finding]:
     for part in ("labels", "annotations"):
         changed = leaves((old.get("metadata") or {}).get(part) or {}, (new.get("metadata") or {}).get(part) or {})
         if changed:
-            out.append(Finding(Verdict.SAFE, f"{part}: " + ", ".join(summarize(changed))))
+            out.append(Finding(Verdict.SAFE, f"{part}: " + ", ".join(summarize(changed)), labels_only=part == "labels"))
     if old.get("apiVersion") != new.get("apiVersion"):
         out.append(
             Finding(Verdict.SAFE, f"apiVersion `{old.get('apiVersion')}` -> `{new.get('apiVersion')}`: same object")

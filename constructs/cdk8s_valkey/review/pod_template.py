@@ -9,6 +9,7 @@ a restart of Valkey, checksum annotation or not. These functions name what chang
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from . import _quantity, valkey_conf
@@ -20,6 +21,12 @@ RESTARTS = Verdict.RESTARTS
 # The entrypoint's environment (constructs/cdk8s_valkey/scripts/entrypoint.sh).
 PERCENT_ENV = "VALKEY_MAXMEMORY_PERCENT"
 FALLBACK_ENV = "VALKEY_MAXMEMORY_FALLBACK_BYTES"
+# requirepass.sh's password (valkey_statefulset.PASSWORD_ENV): set, Valkey refuses clients without it.
+PASSWORD_ENV = "VALKEY_PASSWORD"
+VALKEY_CONTAINER = "valkey"
+# docs/operations.md: the snapshot a one-way upgrade needs for its rollback.
+UPGRADE_SNAPSHOT_STEP = 'docs/operations.md, "Upgrading Valkey", step 4 ("Take a snapshot, then apply")'
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 _PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 _CONTAINER_HANDLED = {"name", "image", "resources", "env", "command", "args", *_PROBES}
 _POD_HANDLED = {"containers", "initContainers", "volumes"}
@@ -37,6 +44,11 @@ def template_findings(ctx: Context, old: Manifest, new: Manifest) -> list[Findin
     out: list[Finding] = []
     for field, label in (("initContainers", "init container"), ("containers", "container")):
         out += _containers(get(old_t, "spec", field), get(new_t, "spec", field), label)
+    old_valkey = by_name(get(old_t, "spec", "containers")).get(VALKEY_CONTAINER)
+    new_valkey = by_name(get(new_t, "spec", "containers")).get(VALKEY_CONTAINER)
+    if old_valkey is not None and new_valkey is not None:
+        out += _auth(namespace_of(new), old_valkey, new_valkey)
+        out += _version(old_valkey.get("image"), new_valkey.get("image"))
     config = _configmaps(ctx, old, new)
     out += config
     out += _volumes(old, new)
@@ -55,6 +67,69 @@ def template_findings(ctx: Context, old: Manifest, new: Manifest) -> list[Findin
             )
         )
     return out
+
+
+def _secret_ref(container: Manifest, name: str) -> tuple[str, str] | None:
+    ref = get(by_name(container.get("env")).get(name), "valueFrom", "secretKeyRef")
+    return (str(ref.get("name")), str(ref.get("key"))) if isinstance(ref, dict) else None
+
+
+def _auth(namespace: str, old: Manifest, new: Manifest) -> list[Finding]:
+    """A password turned on, or taken from another Secret: Valkey runs, but its clients are
+    refused (NOAUTH, WRONGPASS) until they send the new password."""
+    before, after = _secret_ref(old, PASSWORD_ENV), _secret_ref(new, PASSWORD_ENV)
+    if after is None or before == after:
+        return []
+    secret, key = after
+    kubectl = f"kubectl -n {namespace}" if namespace else "kubectl"
+    if before is None:
+        what = f"auth turned on (`{PASSWORD_ENV}` from Secret `{secret}` key `{key}`): from the restart on, "
+        what += "every client that does not send this password is refused (NOAUTH) until it is redeployed with it"
+    else:
+        what = f"the password now comes from Secret `{secret}` key `{key}` (was Secret `{before[0]}` key "
+        what += f"`{before[1]}`): clients that send the old one are refused (WRONGPASS) until they have the new one"
+    return [
+        Finding(
+            Verdict.CLIENT_OUTAGE,
+            f"{what}; the pod does not start while that Secret or key is missing",
+            f"first create Secret `{secret}` with key `{key}` in namespace `{namespace}` "
+            f"(`{kubectl} get secret {secret} -o jsonpath='{{.data.{key}}}'` prints it), then redeploy every "
+            "client with the password (ioredis, under BullMQ, sends it and only warns while Valkey has none), "
+            "then merge this",
+        )
+    ]
+
+
+def _version(old_image: object, new_image: object) -> list[Finding]:
+    """A change of Valkey's major or minor version: one-way once the new version rewrites the AOF."""
+    before, after = _image_version(old_image), _image_version(new_image)
+    if before is None or after is None or before == after:
+        return []
+    old_v, new_v = ".".join(map(str, before)), ".".join(map(str, after))
+    if after > before:
+        reason = (
+            f"Valkey {old_v} -> {new_v} is one-way: once {new_v} rewrites the AOF (at its next rewrite), "
+            f"{old_v} cannot read it (9.x writes RDB format 80: `Can't handle RDB format version 80`), so a "
+            f"rollback to {old_v} needs a snapshot taken before the upgrade"
+        )
+        procedure = f"take the pre-upgrade snapshot first, staging first: {UPGRADE_SNAPSHOT_STEP}"
+    else:
+        reason = (
+            f"Valkey {old_v} -> {new_v} is a downgrade: if {old_v} has rewritten the AOF, {new_v} cannot read it "
+            "and does not start"
+        )
+        procedure = f"roll back by restoring the pre-upgrade snapshot instead: {UPGRADE_SNAPSHOT_STEP} and step 5"
+    return [Finding(Verdict.DATA_AT_RISK, reason, procedure)]
+
+
+def _image_version(image: object) -> tuple[int, int] | None:
+    """(major, minor) of an image's tag: ``valkey/valkey:8.1.11@sha256:...`` gives (8, 1)."""
+    if not isinstance(image, str):
+        return None
+    name = image.partition("@")[0]
+    tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+    match = _VERSION.match(tag)
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def maxmemory(limit: object, percent: object, fallback: object) -> int | None:

@@ -13,7 +13,7 @@ Selector, ports, type and annotations change in place.
 from __future__ import annotations
 
 from . import generic
-from ._context import Context, kubectl, name_of
+from ._context import Context, kubectl, name_of, namespace_of
 from ._diff import MISSING, get, leaves, show
 from ._model import Finding, Manifest, Verdict
 
@@ -80,7 +80,6 @@ def update_findings(old: Manifest, new: Manifest) -> list[Finding]:
 
 
 def changed(ctx: Context, old: Manifest, new: Manifest) -> list[Finding]:
-    del ctx
     out = generic.metadata_findings(old, new)
     out += update_findings(old, new)
     frozen = ("spec.clusterIP", "spec.clusterIPs", "spec.ipFamilies", "spec.loadBalancerClass")
@@ -91,9 +90,9 @@ def changed(ctx: Context, old: Manifest, new: Manifest) -> list[Finding]:
             # No selector: no endpoints unless someone manages them (the Sentinel topology's client Service).
             out.append(
                 Finding(
-                    Verdict.RESTARTS,
-                    f"{leaf.describe()}: the Service has no endpoints any more, and connections to it are "
-                    "refused; its clients must connect another way",
+                    Verdict.CLIENT_OUTAGE,
+                    f"{leaf.describe()}: the Service has no endpoints any more: {_cut_off(new)}",
+                    _SWITCH_TO_SENTINEL if _sentinel_beside(ctx, new) else _MOVE_CLIENTS_FIRST,
                 )
             )
         elif leaf.path.startswith("spec.selector"):
@@ -107,12 +106,36 @@ def added(ctx: Context, new: Manifest) -> list[Finding]:
     return generic.added(ctx, new)
 
 
+_MOVE_CLIENTS_FIRST = "move every client to its new address first, then merge this"
+_SWITCH_TO_SENTINEL = (
+    "switch the clients to the Sentinels in the same window, as the migration says (docs/operations.md, "
+    '"Migrating to replicas and Sentinel", step 4): they cannot use the Sentinels before this sync creates them'
+)
+
+
+def _sentinel_beside(ctx: Context, svc: Manifest) -> bool:
+    """The Sentinel topology (sentinel.py) removes the selector on purpose, next to ``<name>-sentinel``."""
+    return ctx.find("new", "Service", namespace_of(svc), f"{name_of(svc)}-sentinel") is not None
+
+
+def _cut_off(svc: Manifest) -> str:
+    namespace = namespace_of(svc)
+    address = f"{name_of(svc)}.{namespace}.svc" if namespace else name_of(svc)
+    return f"clients of `{address}` get connection errors until they connect another way (Valkey keeps running)"
+
+
+def _metrics_only(svc: Manifest) -> bool:
+    """A Service whose every port is named ``metrics``: Prometheus scrapes it, no client uses it."""
+    ports = get(svc, "spec", "ports") or []
+    return bool(ports) and all(isinstance(p, dict) and p.get("name") == "metrics" for p in ports)
+
+
 def removed(ctx: Context, old: Manifest) -> list[Finding]:
-    del ctx
+    """Graded as the removal of its selector: either way its clients are cut off."""
+    if _metrics_only(old):
+        return [
+            Finding(Verdict.SAFE, "metrics Service no longer rendered: GitOps deletes it; Prometheus stops scraping it")
+        ]
     return [
-        Finding(
-            Verdict.SAFE,
-            f"no longer rendered: GitOps deletes it; clients using `{name_of(old)}` can no longer connect "
-            "(Valkey itself keeps running)",
-        )
+        Finding(Verdict.CLIENT_OUTAGE, f"no longer rendered: GitOps deletes it; {_cut_off(old)}", _MOVE_CLIENTS_FIRST)
     ]

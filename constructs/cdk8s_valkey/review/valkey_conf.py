@@ -21,6 +21,13 @@ DATA_GUARDRAILS: dict[str, str] = {
     "maxmemory": "the ceiling the entrypoint computes from the memory limit (ADR 0005)",
 }
 
+# Directives whose change clients feel even though Valkey runs: they must connect differently.
+CLIENT_FACING: dict[str, str] = {
+    "port": "the port clients connect to: clients of the old port get connection refused",
+    "tls-port": "TLS: clients must connect with TLS and trust its CA, or they are refused",
+    "requirepass": "a password: clients that do not send it are refused (NOAUTH)",
+}
+
 _SPLIT = re.compile(r"\s+")
 
 
@@ -74,6 +81,14 @@ def findings(
                     Verdict.DATA_AT_RISK,
                     f"{file} {change.describe()}: a guardrail, {guardrail}",
                     "revert it; the library refuses this directive in extra_config for that reason",
+                )
+            )
+        elif change.name in CLIENT_FACING and change.new is not None:
+            out.append(
+                Finding(
+                    Verdict.CLIENT_OUTAGE,
+                    f"{file} {change.describe()}{applied}: {CLIENT_FACING[change.name]}",
+                    "change the clients first (they must work with both settings), then merge this",
                 )
             )
         else:
