@@ -59,6 +59,11 @@ from harness.crd_schema import validate_crd_object
 from harness.podnet import NetStatefulSet, PodNetwork
 from harness.podrunner import parse_quantity
 
+# The module runs checkov and boots pods (root, for those tests: pod_bin_dir marks them). Its
+# synth-only tests synthesize 80 charts, about 40 s on this machine, more than the whole fast tier
+# may take (< 30 s): they run with the real tier, not on every edit.
+pytestmark = pytest.mark.real
+
 TOPOLOGIES = ("single", "sentinel")
 OPT_INS = ("dashboard", "backups", "smoke_check")
 # The third axis: all three on, each alone, none.
