@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from cdk8s_valkey import AlertOptions, Alerts, ExporterOptions, ExporterSidecar, SentinelAlerts, ValkeyStatefulSet
-from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
+from cdk8s_valkey._catalogue import CATALOGUE, SENTINEL, VALKEY, alert_names
+from cdk8s_valkey.alerts import ALERT_NAMES, DEFAULT_RUNBOOK_BASE_URL
 from harness.paths import REPO, require_binary
 from harness.synth import find, objects, to_yaml
 
@@ -30,28 +31,9 @@ pytestmark = pytest.mark.real
 PROMTOOL_TESTS = REPO / "tests" / "promtool"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 SEVERITIES = {"critical", "warning", "info"}
-EXPECTED_ALERTS = (
-    "ValkeyDown",
-    "ValkeyMetricsAbsent",
-    "ValkeyMemoryHigh",
-    "ValkeyMemoryCritical",
-    "ValkeyMemoryCapacityReview",
-    "ValkeyMaxmemoryUnset",
-    "ValkeyWritesRefusedOOM",
-    "ValkeyAofWriteFailing",
-    "ValkeyAofRewriteFailing",
-    "ValkeyMaxmemoryPolicyNotNoeviction",
-    "ValkeyTooManyClients",
-    "ValkeyClientsNearMaxclients",
-    "ValkeyVolumeFillingUp",
-    "ValkeyVolumeAlmostFull",
-    "ValkeyContainerMemoryHigh",
-    "ValkeyContainerMemoryCritical",
-    "ValkeyPodMetricsAbsent",
-    "ValkeyBullMQQueueBacklog",
-    "ValkeyAdrRevisitMemory",
-    "ValkeyAdrRevisitThroughput",
-)
+# The catalogue is the one list of alerts; the tests below hold the rules, docs/runbooks.md and
+# the promtool unit tests to it.
+EXPECTED_ALERTS = alert_names(VALKEY)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -204,7 +186,18 @@ def test_every_alert_has_severity_annotations_and_a_runbook_section() -> None:
 
 def test_runbooks_has_a_section_for_every_alert_and_no_other() -> None:
     headings = set(re.findall(r"^## (\S+)$", RUNBOOKS.read_text(), re.M))
-    assert headings == set(EXPECTED_ALERTS) | set(SentinelAlerts.ALERT_NAMES)
+    assert headings == {alert.name for alert in CATALOGUE}
+    assert set(EXPECTED_ALERTS) | set(SentinelAlerts.ALERT_NAMES) == headings
+
+
+def test_the_catalogue_is_the_one_list_of_alerts() -> None:
+    """Names unique, each construct's list taken from it, severities as documented."""
+    names = [alert.name for alert in CATALOGUE]
+    assert len(names) == len(set(names))
+    assert ALERT_NAMES == EXPECTED_ALERTS == tuple(n for n in names if n not in SentinelAlerts.ALERT_NAMES)
+    assert alert_names(SENTINEL) == SentinelAlerts.ALERT_NAMES
+    assert {alert.construct for alert in CATALOGUE} == {VALKEY, SENTINEL}
+    assert {alert.severity for alert in CATALOGUE} <= SEVERITIES
 
 
 def _selectors(expr: str) -> list[tuple[str, str]]:

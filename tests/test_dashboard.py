@@ -18,7 +18,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import Alerts, ExporterOptions, ExporterSidecar, SentinelOptions, Valkey, ValkeyStatefulSet
+from cdk8s_valkey._panels import JSON_WIDTH
 from cdk8s_valkey._promql import scope_matchers
 from cdk8s_valkey.alerts import CAPACITY_REVIEW_RATIO, MEMORY_CRITICAL_RATIO, MEMORY_WARNING_RATIO
 from cdk8s_valkey.dashboard import ALERT_PANELS, TIME_FROM, UID_MAX_LENGTH, Dashboard, DashboardOptions
@@ -171,10 +172,24 @@ def test_config_map_validates_against_kubernetes_1_28() -> None:
 
 
 def test_json_is_deterministic_and_sorted() -> None:
-    """Two syntheses give the same bytes, keys sorted, so a dist/ diff shows only real changes."""
+    """Two syntheses give the same bytes, keys sorted, one value per line except objects and
+    lists that fit in JSON_WIDTH columns, so a dist/ diff shows only real changes."""
     first = build()[1].json
     assert first == build()[1].json
-    assert first == json.dumps(json.loads(first), sort_keys=True, indent=2) + "\n"
+
+    def sorted_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        assert keys == sorted(keys), keys
+        return dict(pairs)
+
+    parsed = json.loads(first, object_pairs_hook=sorted_keys)
+    assert parsed == json.loads(json.dumps(parsed, indent=2))
+    for line in first.splitlines():
+        inline = line.strip().rstrip(",")
+        if len(line) > JSON_WIDTH:  # only a long string, never a container that would fit
+            assert not inline.endswith(("}", "]")), line
+        if inline.endswith(("}", "]")) and inline not in ("}", "]"):
+            assert len(line.rstrip(",")) <= JSON_WIDTH, line
 
 
 def test_config_map_stays_small() -> None:
@@ -278,15 +293,67 @@ def test_memory_limit_line_and_thresholds_follow_the_valkey_and_the_alerts() -> 
     doc = document(chart, dashboard)
     by_id = {p["id"]: p for p in panels(doc)}
     memory = by_id[dashboard.panel_id("memory")]
-    assert {t["legendFormat"]: t["expr"] for t in memory["targets"]}["container limit"] == "vector(1073741824)"
+    limit = (
+        'max by (namespace, pod) (kube_pod_container_resource_limits{namespace="apps",pod="valkey-0",'
+        'container="valkey",resource="memory"})\n'
+        f"or\nmax by (namespace, pod) (valkey_memory_max_bytes{{{SCOPE}}} > 0) / 0.75"
+    )
+    assert {t["legendFormat"]: t["expr"] for t in memory["targets"]}["container limit"] == limit
     of_limit = by_id[dashboard.panel_id("memory_of_limit")]
-    assert of_limit["targets"][0]["expr"].endswith(" / 1073741824")
+    assert of_limit["targets"][0]["expr"] == (
+        f"max by (namespace, pod) (valkey_memory_used_rss_bytes{{{SCOPE}}})\n/ on (namespace, pod)\n(\n{limit}\n)"
+    )
     steps = of_limit["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps[1:]] == [0.75, 0.9, 0.95]
     of_max = by_id[dashboard.panel_id("memory_of_maxmemory")]
     steps = of_max["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["value"] for s in steps[1:]] == [CAPACITY_REVIEW_RATIO, MEMORY_WARNING_RATIO, MEMORY_CRITICAL_RATIO]
     assert [s["color"] for s in steps] == ["green", "yellow", "orange", "red"]
+
+
+def test_a_memory_change_leaves_the_dashboard_as_it_is() -> None:
+    """Issue 17: no size is written into the dashboard, so changing memory_limit (or the storage
+    that follows it) changes no byte of the ConfigMap."""
+    sizes = [cdk8s.Size.mebibytes(512), cdk8s.Size.gibibytes(1), cdk8s.Size.gibibytes(3)]
+    maps = [config_map(*build(valkey_props={"memory_limit": size})) for size in sizes]
+    assert maps[0] == maps[1] == maps[2]
+    assert "1073741824" not in json.dumps(maps[1]) and "536870912" not in json.dumps(maps[0])
+
+
+def test_container_limit_comes_from_kube_state_metrics_else_from_maxmemory(tmp_path: Path) -> None:
+    """The limit query evaluated by promtool: kube-state-metrics' limit where it reports the pod
+    (even when maxmemory says otherwise), maxmemory / ratio where it does not; never another
+    Valkey's, another container's or another resource's."""
+    chart, dashboard = build()
+    (memory,) = [p for p in panels(document(chart, dashboard)) if p["id"] == dashboard.panel_id("memory")]
+    limit = next(t["expr"] for t in memory["targets"] if t["legendFormat"] == "container limit")
+    ksm = 'kube_pod_container_resource_limits{namespace="apps",pod="valkey-0",container="valkey",resource="memory"'
+    series = [
+        {"series": f'valkey_memory_max_bytes{{{SCOPE},pod="valkey-0"}}', "values": "429496729x3"},
+        {"series": 'valkey_memory_max_bytes{namespace="other",service="valkey-metrics",pod="valkey-0"}',
+         "values": "100x3"},
+        {"series": 'kube_pod_container_resource_limits{namespace="apps",pod="valkey-0",container="exporter",'
+                   'resource="memory"}', "values": "1x3"},
+        {"series": 'kube_pod_container_resource_limits{namespace="apps",pod="valkey-0",container="valkey",'
+                   'resource="cpu"}', "values": "2x3"},
+    ]  # fmt: skip
+    with_ksm = [*series, {"series": f'{ksm},node="n1"}}', "values": "1073741824x3"}]
+    tests = [
+        {"input_series": with_ksm, "promql_expr_test": [{"expr": limit, "eval_time": "1m", "exp_samples": [
+            {"labels": '{namespace="apps",pod="valkey-0"}', "value": 1073741824}]}]},
+        {"input_series": series, "promql_expr_test": [{"expr": limit, "eval_time": "1m", "exp_samples": [
+            {"labels": '{namespace="apps",pod="valkey-0"}', "value": 429496729 / 0.8}]}]},
+    ]  # fmt: skip
+    path = tmp_path / "limit.test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": tests}))
+    result = subprocess.run(
+        [require_binary("promtool"), "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_failures_are_red() -> None:
@@ -507,3 +574,137 @@ def test_panel_key_must_be_rendered() -> None:
     with pytest.raises(ValueError) as info:
         dashboard.panel_id("bullmq")
     assert str(info.value).startswith("key: 'bullmq' is not a rendered panel; use one of ['up', 'uptime', ")
+
+
+# -- the Sentinel topology: every pod, replication and the Sentinels' view ------------------------
+
+SENTINEL_PANELS = (
+    "role",
+    "connected_replicas",
+    "replication_link",
+    "replication_offset_lag",
+    "replica_lag",
+    "sentinel_primary",
+    "sentinel_quorum",
+    "sentinel_replicas",
+)
+
+
+def build_sentinel(**sentinel_props: Any) -> tuple[cdk8s.Chart, Valkey]:
+    """A Valkey with Sentinel (three pods by default), its dashboard and both alert groups."""
+    chart = new_chart("apps")
+    valkey = Valkey(
+        chart,
+        "valkey",
+        exporter=ExporterOptions(bullmq_queues=["emails", "reports"]),
+        dashboard=DashboardOptions(),
+        sentinel=SentinelOptions(**sentinel_props),
+    )
+    return chart, valkey
+
+
+def test_sentinel_topology_has_replication_and_sentinel_panels() -> None:
+    chart, valkey = build_sentinel()
+    dashboard = valkey.dashboard
+    assert dashboard is not None and dashboard.sentinel is valkey.sentinel
+    keys = dashboard.panel_keys
+    assert keys[:6] == ("up", "uptime", "restarts", "eviction_policy", "oom_total", "evicted_total")
+    assert keys[6:14] == SENTINEL_PANELS
+    doc = document(chart, dashboard)
+    rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
+    assert rows[:3] == ["Availability", "Replication", "Sentinel"]
+    errors = dashboard_errors(doc)
+    assert not errors, "\n".join(errors)
+    kubernetes_validate.validate(config_map(chart, dashboard), "1.28", strict=True)
+
+
+def test_sentinel_topology_queries_parse_and_are_scoped(tmp_path: Path) -> None:
+    chart, valkey = build_sentinel()
+    assert valkey.dashboard is not None
+    doc = document(chart, valkey.dashboard)
+    _check_with_promtool(require_binary("promtool"), doc, tmp_path)
+    sentinel_scope = 'namespace="apps",service="valkey-sentinel-metrics",master_name="valkey"'
+    for panel in panels(doc):
+        for target in panel["targets"]:
+            for selector in re.findall(r"\bvalkey_\w+(\{[^}]*\})?", target["expr"]):
+                assert selector.startswith(("{" + SCOPE, "{" + sentinel_scope)), (panel["title"], target["expr"])
+            if "valkey_sentinel_" in target["expr"]:
+                assert sentinel_scope in target["expr"], target["expr"]
+
+
+def test_sentinel_topology_shows_every_pod_apart() -> None:
+    """With three pods no panel sums them: every aggregation keeps ``pod``, every legend names it,
+    and the BullMQ panels take the largest pod's copy of the keys instead of adding the copies."""
+    chart, valkey = build_sentinel()
+    assert valkey.dashboard is not None
+    doc = document(chart, valkey.dashboard)
+    for panel in panels(doc):
+        for target in panel["targets"]:
+            expr, legend = target["expr"], target["legendFormat"]
+            assert "sum by (namespace, service)" not in expr, (panel["title"], expr)
+            if "queue" not in legend:
+                assert "{{pod}}" in legend or "{{slave_ip}}" in legend, (panel["title"], legend)
+    (waiting,) = [p for p in panels(doc) if p["title"] == "BullMQ jobs waiting to run"]
+    assert waiting["targets"][0]["expr"].startswith("max by (queue) (")
+    (memory,) = [p for p in panels(doc) if p["title"].startswith("Memory:")]
+    limit = next(t["expr"] for t in memory["targets"] if t["legendFormat"] == "{{pod}} container limit")
+    assert 'pod=~"valkey-0|valkey-1|valkey-2"' in limit
+    # The limit and maxmemory lines of each pod keep their colour and dash.
+    matchers = [o["matcher"] for o in memory["fieldConfig"]["overrides"]]
+    assert [m["options"]["names"] for m in matchers] == [
+        ["valkey-0 maxmemory", "valkey-1 maxmemory", "valkey-2 maxmemory"],
+        ["valkey-0 container limit", "valkey-1 container limit", "valkey-2 container limit"],
+    ]
+
+
+def test_sentinel_panels_follow_the_sentinel() -> None:
+    chart, valkey = build_sentinel(replicas=4, min_replicas_to_write=2)
+    assert valkey.dashboard is not None and valkey.sentinel is not None
+    by_key = {key: valkey.dashboard.panel_id(key) for key in valkey.dashboard.panel_keys}
+    by_id = {p["id"]: p for p in panels(document(chart, valkey.dashboard))}
+
+    def steps(key: str) -> list[tuple[float, str]]:
+        found = by_id[by_key[key]]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        return [(s["value"], s["color"]) for s in found]
+
+    assert valkey.sentinel.quorum == 3
+    assert steps("sentinel_quorum") == [(0, "red"), (3, "orange"), (5, "green")]
+    assert steps("connected_replicas") == [(0, "red"), (2, "orange"), (4, "green")]
+    assert steps("sentinel_replicas") == [(0, "red"), (1, "orange"), (4, "green")]
+    assert "of 5: below the quorum (3)" in by_id[by_key["sentinel_quorum"]]["description"]
+
+
+def test_every_sentinel_alert_links_to_a_rendered_panel() -> None:
+    chart, valkey = build_sentinel()
+    dashboard, sentinel_alerts = valkey.dashboard, valkey.sentinel_alerts
+    assert dashboard is not None and sentinel_alerts is not None
+    rendered = set(valkey.alerts.alert_names) | set(sentinel_alerts.alert_names)
+    assert set(dashboard.alert_panels) == rendered
+    ids = {p["id"] for p in panels(document(chart, dashboard))}
+    assert set(dashboard.alert_panels.values()) <= ids
+    rules = find(objects(chart), "PrometheusRule", "valkey-sentinel")["spec"]["groups"][0]["rules"]
+    for rule in rules:
+        assert rule["annotations"]["__dashboardUid__"] == dashboard.uid
+        assert rule["annotations"]["__panelId__"] == str(dashboard.alert_panels[rule["alert"]])
+    assert dashboard.alert_panels["ValkeyReplicationBroken"] == dashboard.panel_id("replication_link")
+
+
+def test_sentinel_layout_fills_the_grid_without_overlaps() -> None:
+    chart, valkey = build_sentinel()
+    assert valkey.dashboard is not None
+    cells: set[tuple[int, int]] = set()
+    for panel in document(chart, valkey.dashboard)["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+        assert not area & cells, f"{panel['title']} overlaps another panel"
+        cells |= area
+
+
+def test_sentinel_of_another_valkey_is_refused() -> None:
+    chart, valkey = build_sentinel()
+    other = ValkeyStatefulSet(chart, "other")
+    exporter = ExporterSidecar(chart, "other-metrics", valkey=other)
+    assert valkey.sentinel is not None
+    with pytest.raises(ValueError, match=r"^sentinel: it watches Valkey 'valkey', not 'other'; pass the Sentinel"):
+        Dashboard(chart, "d", valkey=other, exporter=exporter, sentinel=valkey.sentinel)

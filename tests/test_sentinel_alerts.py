@@ -14,7 +14,16 @@ import pytest
 import yaml
 from test_alerts import load_unit_test, promtool, run_promtool, runbook_anchors  # noqa: F401
 
-from cdk8s_valkey import AlertOptions, Alerts, ExporterSidecar, Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
+from cdk8s_valkey import (
+    AlertOptions,
+    Alerts,
+    ExporterOptions,
+    ExporterSidecar,
+    Sentinel,
+    SentinelOptions,
+    Valkey,
+    ValkeyStatefulSet,
+)
 from cdk8s_valkey.alerts import ALERT_NAMES as VALKEY_ALERT_NAMES
 from cdk8s_valkey.alerts import DEFAULT_RUNBOOK_BASE_URL
 from cdk8s_valkey.sentinel_alerts import ALERT_NAMES, SentinelAlertOptions, SentinelAlerts
@@ -35,7 +44,8 @@ def build(
 ) -> tuple[cdk8s.Chart, SentinelAlerts]:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey)
+    # One queue, for the queue alert of several pods (pods.yaml).
+    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     sentinel = Sentinel(chart, "sentinel", valkey=valkey, exporter=exporter, options=sentinel_options)
     alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter, options=alert_options)
     return chart, SentinelAlerts(chart, "sentinel-alerts", sentinel=sentinel, alerts=alerts, options=options)
@@ -150,6 +160,12 @@ def test_the_alerts_per_pod_alerts_cover_every_pod() -> None:
     memory = alerts["ValkeyContainerMemoryCritical"]
     assert 'pod=~"valkey-0|valkey-1|valkey-2",container="valkey"' in memory["expr"]
     assert "pod {{ $labels.pod }} uses" in memory["annotations"]["description"]
+    # A pod that is gone has no valkey_up to be 0: each pod's absence fires on its own.
+    absent = alerts["ValkeyMetricsAbsent"]
+    assert absent["expr"].split("\nor\n") == [
+        f'absent(valkey_up{{namespace="apps",service="valkey-metrics",pod="valkey-{n}"}})' for n in range(3)
+    ]
+    assert "for pod {{ $labels.pod }} for 5m" in absent["annotations"]["description"]
 
 
 # -- options ---------------------------------------------------------------------------------------
@@ -251,7 +267,8 @@ def test_alerts_of_another_valkey_are_refused() -> None:
 def test_sentinel_without_exporter_is_refused() -> None:
     chart = new_chart()
     valkey = ValkeyStatefulSet(chart, "valkey")
-    exporter = ExporterSidecar(chart, "metrics", valkey=valkey)
+    # One queue, for the queue alert of several pods (pods.yaml).
+    exporter = ExporterSidecar(chart, "metrics", valkey=valkey, options=ExporterOptions(bullmq_queues=["emails"]))
     sentinel = Sentinel(chart, "sentinel", valkey=valkey)
     alerts = Alerts(chart, "alerts", valkey=valkey, exporter=exporter)
     with pytest.raises(ValueError) as error:

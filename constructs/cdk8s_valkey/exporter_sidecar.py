@@ -15,6 +15,7 @@ from constructs import Construct
 from . import _plain, _registry
 from ._network_policy import allow_ingress
 from ._options import with_legacy_props
+from ._promql import prometheus_duration as _prometheus_duration
 from ._validation import (
     check_cpu,
     check_duration,
@@ -438,10 +439,3 @@ def _check_scrape_interval(interval: cdk8s.Duration) -> int:
             f"from {MIN_SCRAPE_INTERVAL_SECONDS}s to {MAX_SCRAPE_INTERVAL_SECONDS // 60}m"
         )
     return seconds
-
-
-def _prometheus_duration(seconds: int) -> str:
-    """A Prometheus duration as people write it: 30s, 1m, 1m30s, 5m."""
-    minutes, rest = divmod(seconds, 60)
-    text = (f"{minutes}m" if minutes else "") + (f"{rest}s" if rest else "")
-    return text or "0s"

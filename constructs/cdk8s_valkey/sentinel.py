@@ -14,6 +14,7 @@ from cdk8s_plus_28 import k8s
 from constructs import Construct
 
 from . import _labels, _plain, _registry, _scripts
+from ._promql import prometheus_duration as _prometheus_duration
 from ._validation import (
     check_cpu,
     check_duration,
@@ -26,7 +27,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, _prometheus_duration
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar
 from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
 from .topology import DATA_VOLUME, Topology
 from .valkey_statefulset import CONTAINER_NAME as CONTAINER_VALKEY

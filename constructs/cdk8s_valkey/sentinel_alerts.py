@@ -7,24 +7,17 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
-from . import _labels, _plain, _registry
+from . import _catalogue, _labels, _plain
+from ._promql import prometheus_duration, series
+from ._rules import Rule, check_alert_selection, prometheus_rule, rule, rule_json, runbook_url, selected_rules
 from ._validation import check_instance, duration_millis
-from .alerts import API_VERSION, Alerts, _prometheus_duration, _Rule, check_alert_selection, rule_json, selected_rules
+from .alerts import Alerts
 from .sentinel import Sentinel
 
 COMPONENT = "alerts"
-# Every alert this construct renders (unless disabled). A test keeps the list in step with the
-# rules, with docs/runbooks.md and with the promtool unit tests in tests/promtool/sentinel/.
-ALERT_NAMES: tuple[str, ...] = (
-    "ValkeyNoPrimary",
-    "ValkeyPrimaryDisagreement",
-    "ValkeyWritesRefusedNoReplicas",
-    "ValkeyReplicationBroken",
-    "ValkeyReplicationLagging",
-    "ValkeyFailover",
-    "ValkeySentinelQuorumLost",
-    "ValkeySentinelDown",
-)
+# Every alert this construct renders unless disabled (docs/runbooks.md, _catalogue.py; the
+# promtool unit tests are in tests/promtool/sentinel/).
+ALERT_NAMES: tuple[str, ...] = _catalogue.alert_names(_catalogue.SENTINEL)
 # A failover leaves no primary for about down-after + 1.3 s and lets replicas point at two
 # primaries for a second or two more: a minute is many failovers' worth, never one.
 TOPOLOGY_FOR_SECONDS = 60
@@ -125,38 +118,37 @@ class SentinelAlerts(Construct):
         severities = dict(opts.severities or {})
         self._rules = selected_rules(self._render_rules(), opts.disabled, severities)
         self.alert_names: tuple[str, ...] = tuple(rule.alert for rule in self._rules)
-        _registry.register(self, [("PrometheusRule", self.name)])
-        self.prometheus_rule = _plain.api_object(
+        self.prometheus_rule = prometheus_rule(
             self,
-            "Resource",
-            api_version=API_VERSION,
-            kind="PrometheusRule",
             name=self.name,
             labels={**self.labels, **alerts.rule_labels},
-            spec={"groups": [{"name": self.group_name, "rules": [self._rule(rule) for rule in self._rules]}]},
+            group_name=self.group_name,
+            rules=[self._rule(rule) for rule in self._rules],
         )
 
     def runbook_url(self, alert: str) -> str:
         """The ``runbook_url`` annotation of an alert: the base URL plus its anchor."""
         if alert not in self.alert_names:
             raise ValueError(f"alert: {alert!r} is not rendered; use one of {list(self.alert_names)}")
-        return f"{self.runbook_base_url}#{alert.lower()}"
+        return runbook_url(self.runbook_base_url, alert)
 
     # -- rendering -----------------------------------------------------------------
 
-    def _rule(self, rule: _Rule) -> _plain.JsonObject:
-        return rule_json(rule, self.runbook_base_url, {})
+    def _rule(self, rule: Rule) -> _plain.JsonObject:
+        dashboard, grafana_url = self.alerts.dashboard, self.alerts.options.grafana_url
+        links = dashboard.alert_annotations(rule.alert, grafana_url) if dashboard is not None else {}
+        return rule_json(rule, self.runbook_base_url, links)
 
     def _m(self, metric: str, *extra: str) -> str:
         """A series of the Valkey exporters of this Valkey."""
-        return f"{self._prefix}_{metric}{{{','.join([self._valkey_scope, *extra])}}}"
+        return series(self._prefix, metric, self._valkey_scope, *extra)
 
     def _s(self, metric: str, *extra: str, master: bool = True) -> str:
         """A series of the Sentinel exporters of this Valkey (for this master name)."""
         scope = self._sentinel_scope if master else self._sentinel_service_scope
-        return f"{self._prefix}_{metric}{{{','.join([scope, *extra])}}}"
+        return series(self._prefix, metric, scope, *extra)
 
-    def _render_rules(self) -> list[_Rule]:
+    def _render_rules(self) -> list[Rule]:
         m, s = self._m, self._s
         target = self._target
         sentinel = self.sentinel
@@ -166,22 +158,21 @@ class SentinelAlerts(Construct):
         role_master = 'role="master"'
         primary = f"max by (namespace, service, pod) ({m('instance_info', role_master)})"
         max_lag = duration_millis(sentinel.min_replicas_max_lag) // 1000
-        window = _prometheus_duration(FAILOVER_WINDOW_SECONDS)
+        window = prometheus_duration(FAILOVER_WINDOW_SECONDS)
         online = m("connected_slave_lag_seconds", 'slave_state="online"')
         writes = sentinel.min_replicas_to_write
         rules = [
-            _Rule(
+            rule(
                 "ValkeyNoPrimary",
                 f"count by (namespace, service) ({m('up')} == 1)\nunless\n"
                 f"count by (namespace, service) ({m('instance_info', role_master)})",
                 TOPOLOGY_FOR_SECONDS,
-                "critical",
                 f"Valkey {target} has no primary",
                 f"{{{{ $value }}}} Valkey nodes of {target} answer and none of them is the primary: every write "
                 "fails. The Sentinels have not promoted a replica (quorum lost, no replica in sync, or a "
                 "failover that keeps failing).",
             ),
-            _Rule(
+            rule(
                 "ValkeyPrimaryDisagreement",
                 f"count by (namespace, service) ({primary}) > 1\nor\n"
                 "count by (namespace, service) (\n"
@@ -189,21 +180,19 @@ class SentinelAlerts(Construct):
                 "count by (namespace, service) (\n"
                 f"  count by (namespace, service, master_address) ({s('sentinel_master_status')})\n) > 1",
                 DISAGREEMENT_FOR_SECONDS,
-                "critical",
                 f"Valkey {target} has more than one primary, or its nodes disagree on it",
-                f"For {_prometheus_duration(DISAGREEMENT_FOR_SECONDS)}, {{{{ $value }}}} different primaries have "
+                f"For {prometheus_duration(DISAGREEMENT_FOR_SECONDS)}, {{{{ $value }}}} different primaries have "
                 f"been seen in {target} ({{{{ $labels.service }}}}: several nodes in role master, replicas "
                 "following different primaries, or Sentinels naming different ones). Writes to the wrong one "
                 "are lost when the Sentinels converge.",
             ),
             *(
                 [
-                    _Rule(
+                    rule(
                         "ValkeyWritesRefusedNoReplicas",
                         f"{primary}\nunless on (namespace, service, pod)\n"
                         f"count by (namespace, service, pod) ({online} <= {max_lag}) >= {writes}",
                         TOPOLOGY_FOR_SECONDS,
-                        "critical",
                         f"The primary of Valkey {target} refuses writes (NOREPLICAS)",
                         f"Primary {{{{ $labels.pod }}}} of {target} has fewer than {writes} "
                         f"replica(s) in sync (acknowledged within {max_lag}s): with min-replicas-to-write it "
@@ -213,59 +202,54 @@ class SentinelAlerts(Construct):
                 if writes > 0
                 else []
             ),
-            _Rule(
+            rule(
                 "ValkeyReplicationBroken",
                 f"{m('master_link_up')} == 0",
                 REPLICATION_BROKEN_FOR_SECONDS,
-                "warning",
                 f"A replica of Valkey {target} is not linked to its primary",
                 f"Replica {{{{ $labels.pod }}}} of {target} has not been in sync with {{{{ $labels.master_host }}}} "
-                f"for {_prometheus_duration(REPLICATION_BROKEN_FOR_SECONDS)}: it serves stale data, cannot be "
+                f"for {prometheus_duration(REPLICATION_BROKEN_FOR_SECONDS)}: it serves stale data, cannot be "
                 "promoted safely, and one replica fewer stands between the primary and NOREPLICAS.",
             ),
-            _Rule(
+            rule(
                 "ValkeyReplicationLagging",
                 f"{m('connected_slave_lag_seconds')} > {max_lag}",
                 LAGGING_FOR_SECONDS,
-                "warning",
                 f"A replica of Valkey {target} lags",
                 f"Primary {{{{ $labels.pod }}}} of {target} has had no acknowledgement from replica "
                 f"{{{{ $labels.slave_ip }}}} for {{{{ $value }}}}s, more than min-replicas-max-lag ({max_lag}s), "
-                f"at every evaluation for {_prometheus_duration(LAGGING_FOR_SECONDS)}: it does not count for "
+                f"at every evaluation for {prometheus_duration(LAGGING_FOR_SECONDS)}: it does not count for "
                 "min-replicas-to-write, and with no replica left that counts, writes stop.",
             ),
-            _Rule(
+            rule(
                 "ValkeyFailover",
                 f"{primary}\nunless\n"
                 f"max by (namespace, service, pod) ({m('instance_info', role_master)} offset {window})\n"
                 "and on (namespace, service)\n"
                 f"count by (namespace, service) ({m('instance_info', role_master)} offset {window})",
                 0,
-                "warning",
                 f"Valkey {target} failed over",
                 f"{{{{ $labels.pod }}}} has become the primary of {target} within the last {window}, in place "
                 "of another node: the Sentinels promoted it. Find out why the old primary was lost (restart, "
                 "OOM, node, network) and check that it is back as a replica.",
             ),
-            _Rule(
+            rule(
                 "ValkeySentinelQuorumLost",
                 f"max by (namespace, service) ({s('sentinel_master_ok_sentinels')}) < {quorum}\nor\n"
                 f"count by (namespace, service) ({s('up', master=False)})\nunless\n"
                 f"count by (namespace, service) ({s('sentinel_master_ok_sentinels')})",
                 TOPOLOGY_FOR_SECONDS,
-                "critical",
                 f"The Sentinels of Valkey {target} have lost their quorum",
                 f"No Sentinel of {target} sees {quorum} of the {sentinels} Sentinels (quorum {quorum}) for master "
                 f"{master}: if the primary fails now, nothing fails over and writes stop until a person acts.",
             ),
-            _Rule(
+            rule(
                 "ValkeySentinelDown",
                 f"{s('up', master=False)} == 0",
                 SENTINEL_DOWN_FOR_SECONDS,
-                "warning",
                 f"A Sentinel of Valkey {target} is down",
                 f"The Sentinel in pod {{{{ $labels.pod }}}} of {target} has not answered its exporter for "
-                f"{_prometheus_duration(SENTINEL_DOWN_FOR_SECONDS)}: {sentinels - 1} Sentinels are left, and "
+                f"{prometheus_duration(SENTINEL_DOWN_FOR_SECONDS)}: {sentinels - 1} Sentinels are left, and "
                 f"below {quorum} no failover is possible.",
             ),
         ]

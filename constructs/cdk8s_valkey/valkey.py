@@ -116,7 +116,9 @@ class Valkey(Construct):
             self.sentinel = Sentinel(self, "Sentinel", valkey=self.server, exporter=self.exporter, options=sentinel)
         self.dashboard: Dashboard | None = None
         if dashboard is not None:
-            self.dashboard = Dashboard(self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard)
+            self.dashboard = Dashboard(
+                self, "Dashboard", valkey=self.server, exporter=self.exporter, options=dashboard, sentinel=self.sentinel
+            )
         self.alerts = Alerts(
             self, "Alerts", valkey=self.server, exporter=self.exporter, options=alerts, dashboard=self.dashboard
         )
