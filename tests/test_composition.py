@@ -56,10 +56,10 @@ from cdk8s_valkey import (
     Valkey,
 )
 from harness.crd_schema import validate_crd_object
-from harness.podnet import NetStatefulSet, PodNetwork
+from harness.podnet import NetStatefulSet, PodNetwork, make_bin_dir
 from harness.podrunner import parse_quantity
 
-# The module runs checkov and boots pods (root, for those tests: pod_bin_dir marks them). Its
+# The module runs checkov and boots pods (root, marked on those tests). Its
 # synth-only tests synthesize 80 charts, about 40 s on this machine, more than the whole fast tier
 # may take (< 30 s): they run with the real tier, not on every edit.
 pytestmark = pytest.mark.real
@@ -499,15 +499,24 @@ PAGE_BYTES = 4096
 
 @pytest.fixture(scope="module")
 def boot_root() -> Iterator[Path]:
-    """Pods' and the Job's files, in a directory the pod user (uid 999) can traverse."""
+    """Pods' and the Job's files, in a directory the pod user (uid 999) can traverse. Not under
+    pytest's base temp dir: every pytest session that starts on the machine resets it to 0700,
+    which locked the pod user out of valkey-server in a run in progress."""
     with tempfile.TemporaryDirectory(prefix="composition-") as name:
         root = Path(name)
         root.chmod(0o711)
         yield root
 
 
+@pytest.fixture(scope="module")
+def boot_bin_dir(boot_root: Path, valkey_bin_dir: Path) -> Path:
+    """valkey-server, valkey-cli and the multi-call valkey-sentinel, under ``boot_root``."""
+    return make_bin_dir(valkey_bin_dir, boot_root / "bin")
+
+
+@pytest.mark.root
 @pytest.mark.parametrize("combo", BOOTED, ids=_ids(BOOTED))
-def test_boots_and_the_smoke_job_passes(combo: Combo, boot_root: Path, pod_bin_dir: Path) -> None:
+def test_boots_and_the_smoke_job_passes(combo: Combo, boot_root: Path, boot_bin_dir: Path) -> None:
     """The rendered StatefulSet's pods (every container with a command: valkey, and sentinel
     under Sentinel; the exporters' image has no shell and is not run) in network namespaces,
     with the Secret resolved and the rendered memory limit as the cgroup limit the entrypoint
@@ -526,10 +535,10 @@ def test_boots_and_the_smoke_job_passes(combo: Combo, boot_root: Path, pod_bin_d
     limit_file.write_text(f"{parse_quantity(server['resources']['limits']['memory']) // PAGE_BYTES * PAGE_BYTES}\n")
     limit_file.chmod(0o644)
     cgroup_env = {"VALKEY_CGROUP_V2_FILE": str(limit_file), "VALKEY_CGROUP_V1_FILE": str(root / "missing")}
-    argv, env = job_argv_and_env(SmokeRendered(objs, valkey.smoke_check), root / "job", pod_bin_dir, secrets)
+    argv, env = job_argv_and_env(SmokeRendered(objs, valkey.smoke_check), root / "job", boot_bin_dir, secrets)
     with PodNetwork() as network:
         pods = NetStatefulSet(
-            resolved, network=network, root=root / "pods", bin_dir=pod_bin_dir, extra_env={"valkey": cgroup_env}
+            resolved, network=network, root=root / "pods", bin_dir=boot_bin_dir, extra_env={"valkey": cgroup_env}
         )
         try:
             pods.start(ready_timeout=120)
