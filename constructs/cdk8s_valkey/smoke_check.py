@@ -162,7 +162,8 @@ class SmokeCheck(Construct):
     ) -> None:
         """
         :param valkey: The Valkey to check. The SmokeCheck must live in a chart of the Valkey's
-            namespace: it reaches the client Service by its short name.
+            namespace: it reaches the client Service by its short name, and its NetworkPolicies
+            select the Valkey's pods there.
         :param options: How the Job runs (:class:`SmokeCheckOptions`). Default: every option's
             default.
         :param sentinel: The Valkey's :class:`Sentinel`, when it runs one: the Job then checks
