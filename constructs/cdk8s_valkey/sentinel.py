@@ -376,6 +376,18 @@ class Sentinel(Construct):
         return self.port
 
     @property
+    def producer_ioredis_options(self) -> dict[str, Any]:
+        """:attr:`ioredis_options` plus ``commandTimeout`` 500 ms, for connections that only
+        produce (a BullMQ ``Queue``, an app's writes), never a Worker's. A primary frozen until a
+        replica is promoted acknowledges, when it thaws, every command queued meanwhile, and the
+        failover discards them (Sentinel's residual window, docs/sentinel.md): with the timeout
+        those commands fail instead, so only the last 500 ms of the freeze and the time until the
+        switch are lost, whatever the freeze lasted. The price: commands slower than 500 ms fail,
+        and a command that timed out may still have been applied, so retry idempotently (a BullMQ
+        ``jobId``)."""
+        return {**self.ioredis_options, "commandTimeout": 500}
+
+    @property
     def ioredis_options(self) -> dict[str, Any]:
         """The connection options for ioredis (and BullMQ, which passes them on), as JSON-able
         data, measured in the failover drills (docs/sentinel.md, clients): every Sentinel, the

@@ -1,39 +1,60 @@
-// BullMQ and plain writes through Valkey Sentinel during a fault, driven by
-// tests/test_sentinel_failover.py (run inside a client pod's network namespace).
+// BullMQ and plain writes through Valkey Sentinel during a fault, loaded as applications load it;
+// driven by tests/test_sentinel_failover.py (run inside a client pod's network namespace).
 //
-// Three clients, each its own ioredis connection found through the Sentinels:
-//   producer  adds job-<i> at ADD_PER_SECOND; an add that fails is retried with the same jobId
-//             (idempotent) until acknowledged;
-//   worker    one BullMQ Worker (CONCURRENCY, JOB_MS per job);
-//   writer    SET <WRITE_PREFIX><n> <n> at WRITES_PER_SECOND, one at a time; a failed write is
-//             counted and not retried (the test checks every acknowledged one afterwards).
+// Clients, each on its own ioredis connection found through the Sentinels:
+//   add-await    adds job add-await-<n> at ADD_PER_SECOND, one at a time: the next add waits for
+//                the reply; a failed add is retried with the same jobId (idempotent) until
+//                acknowledged;
+//   set-await    SET <WRITE_PREFIX>set-await:<n> <n> at WRITES_PER_SECOND, one at a time; a
+//                failed write is reported and not retried;
+//   add-open-<k> (OPEN_ADDERS of them) and set-open-<k> (OPEN_WRITERS): open loop, the usual
+//                web-app pattern: a command every 1/OPEN_PER_SECOND s whether or not the earlier
+//                ones were answered, each reply recorded; nothing retried;
+//   worker       one BullMQ Worker (CONCURRENCY, JOB_MS per job).
+// Every acknowledged write and job is checked by the test afterwards, on the final primary.
+//
 // Connection options: SENTINELS (JSON [{host, port}]), MASTER_NAME, CLIENT_OPTIONS (JSON ioredis
-// options; "retryStrategy": {"stepMs": a, "maxMs": b} becomes times => min(a * times, b), and
-// "reconnectOnError": ["READONLY", ...] reconnects and resends on errors with those prefixes).
-// WORKER_OPTIONS (JSON) are extra BullMQ Worker options (lockDuration, stalledInterval, ...).
+// options for every connection; "retryStrategy": {"stepMs": a, "maxMs": b} becomes
+// times => min(a * times, b), and "reconnectOnError": ["READONLY", ...] becomes
+// err => prefix matches ? 2 : false, as docs/sentinel.md writes it: 2 reconnects and resends the
+// command that failed). PRODUCER_OPTIONS (JSON) are extra ioredis options of the four producers'
+// connections only (commandTimeout: a reply later than that is an error, not an acknowledgement),
+// never of the worker's. PRODUCER_WAIT (JSON {"replicas": r, "timeoutMs": t}) makes every producer
+// send WAIT r t after each acknowledged command and count it acknowledged only if WAIT reports r
+// replicas. VALKEY_PASSWORD, when set, becomes ioredis `password` and `sentinelPassword`
+// (unless CLIENT_OPTIONS names them). WORKER_OPTIONS (JSON): extra BullMQ Worker options.
 //
-// stdin: "stop" stops the producer and the writer; then the script waits until every added job
-// is finished (or nothing moved for QUIET_MS, or DEADLINE_MS passed), reads each job's state
-// and prints a summary.
+// stdin: "stop" stops the producers; then the script waits until every acknowledged job was
+// completed at least once (or nothing moved for QUIET_MS, or DEADLINE_MS passed) and prints a
+// summary.
 // stdout: one JSON object per line, {"ev": ..., "t": <ms since epoch>, ...}:
-//   ready, added {i}, started {i, n}, completed {i}, written {n}, write-error {n, msg},
-//   add-error {i, msg}, worker-error {msg}, summary {...}, fatal {msg}.
+//   ready {queue, write_prefix, clients}, ack {c, n}, nack {c, n, msg}, started {id, n},
+//   completed {id}, failed {id, msg}, worker-error {msg}, queue-error {c, msg},
+//   writer-conn {what}, stopped, summary {...}, fatal {msg}.
+// A job's id and a write's key suffix are "<client>-<n>" and "<client>:<n>".
 // Run from the repo root (node resolves bullmq and ioredis from ./node_modules).
 import { Queue, Worker } from 'bullmq';
 import Redis from 'ioredis';
 import readline from 'node:readline';
 
 const env = (name, fallback) => Number(process.env[name] ?? fallback);
-const SENTINELS = JSON.parse(process.env.SENTINELS ?? '[]');
+const json = (name, fallback) => JSON.parse(process.env[name] ?? fallback);
+const SENTINELS = json('SENTINELS', '[]');
 const MASTER_NAME = process.env.MASTER_NAME ?? '';
 if (SENTINELS.length === 0 || MASTER_NAME === '') {
   console.error('SENTINELS and MASTER_NAME are required');
   process.exit(64);
 }
-const CLIENT_OPTIONS = JSON.parse(process.env.CLIENT_OPTIONS ?? '{}');
-const WORKER_OPTIONS = JSON.parse(process.env.WORKER_OPTIONS ?? '{}');
+const CLIENT_OPTIONS = json('CLIENT_OPTIONS', '{}');
+const PRODUCER_OPTIONS = json('PRODUCER_OPTIONS', '{}');
+const PRODUCER_WAIT = json('PRODUCER_WAIT', 'null');
+const WORKER_OPTIONS = json('WORKER_OPTIONS', '{}');
+const PASSWORD = process.env.VALKEY_PASSWORD ?? '';
 const ADD_PER_SECOND = env('ADD_PER_SECOND', 100);
 const WRITES_PER_SECOND = env('WRITES_PER_SECOND', 100);
+const OPEN_PER_SECOND = env('OPEN_PER_SECOND', 100);
+const OPEN_ADDERS = env('OPEN_ADDERS', 1);
+const OPEN_WRITERS = env('OPEN_WRITERS', 1);
 const JOB_MS = env('JOB_MS', 50);
 const CONCURRENCY = env('CONCURRENCY', 10);
 const QUIET_MS = env('QUIET_MS', 10000);
@@ -48,118 +69,203 @@ const message = (err) => String(err?.message ?? err);
 
 function connectionOptions(extra = {}) {
   const { retryStrategy, reconnectOnError, ...rest } = CLIENT_OPTIONS;
-  const options = { sentinels: SENTINELS, name: MASTER_NAME, ...rest, ...extra };
+  const secret = PASSWORD === '' ? {} : { password: PASSWORD, sentinelPassword: PASSWORD };
+  const options = { sentinels: SENTINELS, name: MASTER_NAME, ...secret, ...rest, ...extra };
   if (retryStrategy) {
     const { stepMs, maxMs } = retryStrategy;
     options.retryStrategy = (times) => Math.min(stepMs * times, maxMs);
   }
   if (reconnectOnError) {
-    // Reconnect (through the Sentinels) and resend the command on these error prefixes.
+    // 2: reconnect (through the Sentinels: a demoted primary answers READONLY) and resend the
+    // command that failed; true would reconnect and hand the error to the caller.
     options.reconnectOnError = (err) => (reconnectOnError.some((p) => err.message.startsWith(p)) ? 2 : false);
   }
   return options;
 }
+const producerOptions = () => connectionOptions(PRODUCER_OPTIONS);
 
-const added = new Set();
-const starts = new Map(); // i -> times the processor started it
+const acked = new Set(); // job ids acknowledged to a producer
+const starts = new Map(); // job id -> times the processor started it
 const completed = new Set();
-let writesAcked = 0;
-let writeErrors = 0;
-let addErrors = 0;
+const counts = {}; // client -> {ack, nack}
 let workerErrors = 0;
 let lastProgress = Date.now();
 let stopping = false;
 
+function count(c, what) {
+  counts[c] ??= { ack: 0, nack: 0 };
+  counts[c][what] += 1;
+}
+
+// An acknowledgement, optionally confirmed by WAIT on the same connection (it covers every
+// earlier write of that connection).
+async function confirmed(client, reply) {
+  const value = await reply;
+  if (PRODUCER_WAIT) {
+    const got = await client.wait(PRODUCER_WAIT.replicas, PRODUCER_WAIT.timeoutMs);
+    if (got < PRODUCER_WAIT.replicas) throw new Error(`WAIT ${got} of ${PRODUCER_WAIT.replicas} replicas`);
+  }
+  return value;
+}
+
+function newQueue(c, options) {
+  const queue = new Queue(QUEUE, { connection: options });
+  queue.on('error', (err) => emit('queue-error', { c, msg: message(err) }));
+  return queue;
+}
+
+function newWriter(c) {
+  const writer = new Redis(producerOptions());
+  writer.on('error', () => {}); // counted per command
+  if (c === 'set-await') {
+    // Connection state changes of one writer, for the failover timeline.
+    for (const what of ['close', 'reconnecting', 'ready', 'connect']) {
+      writer.on(what, () => emit('writer-conn', { what }));
+    }
+  }
+  return writer;
+}
+
+// Each producer: fire(n) returns a promise of the acknowledgement of its n-th command.
+const producers = [];
+function addProducer(c, open, rate, fire) {
+  producers.push({ c, open, rate, fire });
+}
+const adder = (c, queue) => async (n) => {
+  const id = `${c}-${n}`;
+  // BullMQ 6: the raw ioredis connection of the adds is the backend's.
+  await confirmed(await queue.getBackend().client, queue.add('drill', { id }, { jobId: id, removeOnComplete: false }));
+  acked.add(id);
+};
+const setter = (c, writer) => (n) => confirmed(writer, writer.set(`${WRITE_PREFIX}${c}:${n}`, String(n)));
+
+const queues = [];
+const writers = [];
+{
+  const q = newQueue('add-await', producerOptions());
+  queues.push(q);
+  addProducer('add-await', false, ADD_PER_SECOND, adder('add-await', q));
+  const w = newWriter('set-await');
+  writers.push(w);
+  addProducer('set-await', false, WRITES_PER_SECOND, setter('set-await', w));
+  for (let k = 0; k < OPEN_ADDERS; k += 1) {
+    const c = `add-open-${k}`;
+    const oq = newQueue(c, producerOptions());
+    queues.push(oq);
+    addProducer(c, true, OPEN_PER_SECOND, adder(c, oq));
+  }
+  for (let k = 0; k < OPEN_WRITERS; k += 1) {
+    const c = `set-open-${k}`;
+    const ow = newWriter(c);
+    writers.push(ow);
+    addProducer(c, true, OPEN_PER_SECOND, setter(c, ow));
+  }
+}
+
 // BullMQ forces maxRetriesPerRequest: null on the worker's blocking connection itself.
-const queue = new Queue(QUEUE, { connection: connectionOptions() });
-queue.on('error', (err) => emit('queue-error', { msg: message(err) }));
 const worker = new Worker(
   QUEUE,
   async (job) => {
-    const i = job.data.i;
-    const n = (starts.get(i) ?? 0) + 1;
-    starts.set(i, n);
-    emit('started', { i, n });
+    const id = job.data.id;
+    const n = (starts.get(id) ?? 0) + 1;
+    starts.set(id, n);
+    emit('started', { id, n });
     await sleep(JOB_MS);
-    return i;
+    return id;
   },
   { connection: connectionOptions(), concurrency: CONCURRENCY, ...WORKER_OPTIONS },
 );
 worker.on('completed', (job) => {
-  completed.add(job.data.i);
+  completed.add(job.data.id);
   lastProgress = Date.now();
-  emit('completed', { i: job.data.i });
+  emit('completed', { id: job.data.id });
 });
-worker.on('failed', (job, err) => emit('failed', { i: job?.data?.i ?? null, msg: message(err) }));
+worker.on('failed', (job, err) => emit('failed', { id: job?.data?.id ?? null, msg: message(err) }));
 worker.on('error', (err) => {
   workerErrors += 1;
   if (workerErrors <= 20) emit('worker-error', { msg: message(err) });
 });
-const writer = new Redis(connectionOptions());
-writer.on('error', () => {}); // counted per command below
-// Connection state changes of the writer, for the failover timeline.
-for (const what of ['close', 'reconnecting', 'ready', 'connect']) {
-  writer.on(what, () => emit('writer-conn', { what }));
-}
 
-async function produce() {
-  const period = 1000 / ADD_PER_SECOND;
+// One at a time at a steady pace, no burst to catch up after an outage; an awaiting adder
+// retries the same job until acknowledged.
+async function awaiting({ c, rate, fire }) {
+  const period = 1000 / rate;
   let due = Date.now();
-  for (let i = 0; !stopping; i += 1) {
-    // A steady pace, no burst to catch up after an outage.
+  for (let n = 0; !stopping; n += 1) {
     due = Math.max(due + period, Date.now());
     await sleep(due - Date.now());
     for (;;) {
       try {
-        await queue.add('drill', { i }, { jobId: `job-${i}`, removeOnComplete: false });
-        added.add(i);
-        emit('added', { i });
+        await fire(n);
+        count(c, 'ack');
+        emit('ack', { c, n });
         break;
       } catch (err) {
-        addErrors += 1;
-        emit('add-error', { i, msg: message(err) });
-        if (stopping) return;
+        count(c, 'nack');
+        emit('nack', { c, n, msg: message(err) });
+        if (stopping || !c.startsWith('add')) break;
         await sleep(100);
       }
     }
   }
 }
 
-async function write() {
-  const period = 1000 / WRITES_PER_SECOND;
+// Open loop: commands leave on schedule whatever happened to the earlier ones; every reply (or
+// error) is recorded when it comes. Resolves once every command fired has its outcome.
+function openLoop({ c, rate, fire }) {
+  const period = 1000 / rate;
+  const pending = new Set();
+  let n = 0;
   let due = Date.now();
-  for (let n = 0; !stopping; n += 1) {
-    due = Math.max(due + period, Date.now());
-    await sleep(due - Date.now());
-    try {
-      await writer.set(`${WRITE_PREFIX}${n}`, String(n));
-      writesAcked += 1;
-      emit('written', { n });
-    } catch (err) {
-      writeErrors += 1;
-      emit('write-error', { n, msg: message(err) });
-    }
-  }
+  return new Promise((resolve) => {
+    const tick = () => {
+      if (stopping) {
+        Promise.allSettled([...pending]).then(resolve);
+        return;
+      }
+      // A timer that fired late sends what was due meanwhile (at most 10), like arriving requests.
+      for (let burst = 0; due <= Date.now() && burst < 10; burst += 1, due += period) {
+        const i = n;
+        n += 1;
+        const p = fire(i).then(
+          () => {
+            count(c, 'ack');
+            emit('ack', { c, n: i });
+          },
+          (err) => {
+            count(c, 'nack');
+            emit('nack', { c, n: i, msg: message(err) });
+          },
+        );
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+      }
+      due = Math.max(due, Date.now() - period);
+      setTimeout(tick, Math.max(0, due - Date.now()));
+    };
+    tick();
+  });
 }
 
 async function main() {
-  await queue.waitUntilReady();
+  await Promise.all(queues.map((q) => q.waitUntilReady()));
   await worker.waitUntilReady();
-  emit('ready', { queue: QUEUE, write_prefix: WRITE_PREFIX });
+  emit('ready', { queue: QUEUE, write_prefix: WRITE_PREFIX, clients: producers.map((p) => p.c) });
   const stopped = new Promise((resolve) => {
     readline.createInterface({ input: process.stdin }).on('line', (line) => {
       if (line.trim() === 'stop') resolve();
     });
   });
-  const loops = Promise.all([produce(), write()]);
+  const loops = Promise.all(producers.map((p) => (p.open ? openLoop(p) : awaiting(p))));
   await stopped;
   stopping = true;
-  await loops;
-  emit('stopped', { added: added.size });
+  // A frozen or unreachable primary can hold open-loop replies: bounded by DEADLINE_MS below.
+  await Promise.race([loops, sleep(Math.max(0, started + DEADLINE_MS - Date.now()))]);
+  emit('stopped', { acked_jobs: acked.size });
   lastProgress = Date.now();
   const deadline = started + DEADLINE_MS;
   let reason = 'done';
-  while ([...added].some((i) => !completed.has(i))) {
+  while ([...acked].some((id) => !completed.has(id))) {
     if (Date.now() > deadline) {
       reason = 'deadline';
       break;
@@ -170,26 +276,18 @@ async function main() {
     }
     await sleep(50);
   }
-  const states = {};
-  for (const i of added) {
-    if (completed.has(i)) continue;
-    states[i] = await queue.getJobState(`job-${i}`);
-  }
-  const twice = [...starts].filter(([, n]) => n > 1).map(([i, n]) => [i, n]);
   emit('summary', {
     reason,
-    added: added.size,
+    clients: counts,
+    acked_jobs: acked.size,
     completed: completed.size,
-    not_completed: states,
-    run_twice: twice,
-    writes_acked: writesAcked,
-    write_errors: writeErrors,
-    add_errors: addErrors,
+    not_completed_by_worker: [...acked].filter((id) => !completed.has(id)).length,
+    run_twice: [...starts].filter(([, n]) => n > 1),
     worker_errors: workerErrors,
   });
   await worker.close(true);
-  await queue.close();
-  writer.disconnect();
+  await Promise.all(queues.map((q) => q.close()));
+  for (const w of writers) w.disconnect();
 }
 
 main()
