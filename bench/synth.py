@@ -92,6 +92,53 @@ if __name__ == "__main__":
 '''
 
 
+# Issue 16: the goals as ratios to the floor app, in CPU time of the whole process tree (absolute
+# times differ about 3x between machines here): one Valkey at most 1.3x the floor; each further
+# Valkey at most 4 % of the floor, in the same chart or in a chart of its own (net of what cdk8s
+# itself charges for a further chart); the same with Sentinel.
+TARGET_FURTHER_RATIO = 0.04
+RATIO_COUNTS = (1, 5)
+
+RATIO_APP = '''\
+"""{count} Valkey(s), {layout}, each as production sets one up (exporter queues, alerts){sentinel_doc}."""
+
+import cdk8s
+
+from cdk8s_valkey import AlertOptions, ExporterOptions, SentinelOptions, Valkey
+
+LABELS = {{"release": "kube-prometheus-stack"}}
+
+app = cdk8s.App()
+shared = cdk8s.Chart(app, "valkeys", namespace="apps")
+for index in range({count}):
+    chart = cdk8s.Chart(app, f"valkeys-{{index}}", namespace="apps") if {own_charts} else shared
+    Valkey(
+        chart,
+        f"cache-{{index}}",
+        memory_limit=cdk8s.Size.gibibytes(1),
+        exporter=ExporterOptions(bullmq_queues=("emails", "webhooks"), service_monitor_labels=LABELS),
+        alerts=AlertOptions(rule_labels=LABELS),
+        sentinel=SentinelOptions() if {sentinel} else None,
+    )
+app.synth()
+'''
+
+FLOOR_CHARTS_APP = '''\
+"""The floor with {count} charts of one ConfigMap each: what cdk8s charges for a further chart."""
+
+import cdk8s
+import cdk8s_plus_28  # noqa: F401
+import constructs  # noqa: F401
+from cdk8s_plus_28 import k8s
+
+app = cdk8s.App()
+for index in range({count}):
+    chart = cdk8s.Chart(app, f"floor-{{index}}")
+    k8s.KubeConfigMap(chart, "config", data={{"key": "value"}})
+app.synth()
+'''
+
+
 def _write_app(directory: Path, source: str) -> Path:
     directory.mkdir()
     (directory / "main.py").write_text(source, encoding="utf-8")
@@ -298,6 +345,87 @@ def _per_valkey_md(cost: dict[str, Any]) -> str:
     )
 
 
+def _ratio_apps(tmp: Path) -> dict[str, Path]:
+    """name -> app directory: the floor with 1 and 5 charts, and 1 or 5 Valkeys, with and without
+    Sentinel, in one chart or a chart each."""
+    few, many = RATIO_COUNTS
+    apps = {name: _write_app(tmp / f"ratio-{name}", FLOOR_CHARTS_APP.format(count=n)) for name, n in
+            (("floor", few), (f"floor-{many}-charts", many))}  # fmt: skip
+    for sentinel in (False, True):
+        tag = "sentinel-" if sentinel else ""
+        for count, own in ((few, False), (many, False), (many, True)):
+            name = f"{tag}{count}" + ("-charts" if own else "")
+            source = RATIO_APP.format(
+                count=count,
+                layout="a chart each" if own else "one chart",
+                own_charts=own,
+                sentinel=sentinel,
+                sentinel_doc=", with Sentinel" if sentinel else "",
+            )
+            apps[name] = _write_app(tmp / f"ratio-{name}", source)
+    return apps
+
+
+def _ratios(cli: list[str], runs: int, tmp: Path) -> dict[str, Any]:
+    """The issue's goals, in CPU seconds of the whole `cdk8s synth` process tree: every app run
+    once per round (order reversed every other round), medians over the rounds, differences taken
+    within a round (load that comes and goes hits both of a pair)."""
+    few, many = RATIO_COUNTS
+    steps = many - few
+    dirs = _ratio_apps(tmp)
+    apps = {name: (cli, directory) for name, directory in dirs.items()}
+    _alternate(apps, 1, tmp=tmp)  # untimed: page cache, bytecode
+    cpu: dict[str, list[float]] = {}
+    _alternate(apps, runs, tmp=tmp, cpu=cpu)
+    floor = median(cpu["floor"])
+
+    def diff(a: str, b: str) -> float:
+        return median([y - x for x, y in zip(cpu[a], cpu[b], strict=True)])
+
+    chart_cost = diff("floor", f"floor-{many}-charts") / steps
+    out: dict[str, Any] = {"runs": runs, "cpu_seconds": cpu, "floor_cpu_s": floor, "further_chart_cpu_s": chart_cost}
+    for tag in ("", "sentinel-"):
+        one = median(cpu[f"{tag}{few}"])
+        same = diff(f"{tag}{few}", f"{tag}{many}") / steps
+        own = diff(f"{tag}{few}", f"{tag}{many}-charts") / steps - chart_cost
+        out[tag or "plain"] = {
+            "one_valkey_cpu_s": one,
+            "one_valkey_ratio": one / floor,
+            "further_same_chart_cpu_s": same,
+            "further_same_chart_ratio": same / floor,
+            "further_own_chart_cpu_s": own,
+            "further_own_chart_ratio": own / floor,
+        }
+    return out
+
+
+def _ratios_md(ratios: dict[str, Any]) -> str:
+    rows = []
+    for tag, label in (("plain", "Valkey"), ("sentinel-", "Valkey with Sentinel")):
+        r = ratios[tag]
+        for key, what, target in (
+            ("one_valkey", f"an app of one {label}", TARGET_RATIO),
+            ("further_same_chart", f"each further {label}, same chart", TARGET_FURTHER_RATIO),
+            ("further_own_chart", f"each further {label}, a chart of its own (net of a further chart)",
+             TARGET_FURTHER_RATIO),
+        ):  # fmt: skip
+            ratio = r[f"{key}_ratio"]
+            verdict = "within" if ratio <= target else "ABOVE"
+            shown = f"{ratio:.2f}x" if key == "one_valkey" else f"{ratio * 100:.1f} %"
+            goal = f"<= {target:.1f}x" if key == "one_valkey" else f"<= {target * 100:.0f} %"
+            rows.append([what, f"{r[f'{key}_cpu_s'] * 1000:.0f}", f"**{shown}**", goal, verdict])
+    return "\n".join(
+        [
+            f"The goals as ratios to the floor app, in CPU time of the whole `cdk8s synth` process tree (CLI, "
+            f"Python, Node; floor {ratios['floor_cpu_s'] * 1000:.0f} ms, a further chart of the floor "
+            f"{ratios['further_chart_cpu_s'] * 1000:.0f} ms; {ratios['runs']} rounds of every app, medians, "
+            "differences within a round):",
+            "",
+            md_table(["measure", "CPU ms", "of the floor", "goal", "this run"], rows),
+        ]
+    )
+
+
 def _our_imports(tmp: Path) -> list[dict[str, Any]]:
     """`python -X importtime` of cdk8s_valkey after cdk8s and cdk8s_plus_28: our modules' cost."""
     code = "import cdk8s, cdk8s_plus_28, constructs\nimport cdk8s_valkey"
@@ -345,6 +473,7 @@ def bench(opts: Options) -> Result:
         floor_phases, floor_inner, floor_wall = _phases("floor", phase_runs, tmp)
         ours = _our_imports(tmp)
         per_valkey = _per_valkey(cli, 2 if opts.quick else 15, phase_runs, tmp)
+        ratios = _ratios(cli, 2 if opts.quick else 7, tmp)
         suite = None if opts.quick else _test_suite(tmp)
 
     synth_ratio = median(synth["project"]) / median(synth["floor"])
@@ -433,6 +562,8 @@ def bench(opts: Options) -> Result:
             + ".",
             "",
             _per_valkey_md(per_valkey),
+            "",
+            _ratios_md(ratios),
         ]
     )
     verdict = "within" if synth_ratio <= TARGET_RATIO else "ABOVE"
@@ -456,6 +587,7 @@ def bench(opts: Options) -> Result:
         "floor_phase_wall": floor_wall,
         "our_imports": ours,
         "per_valkey": per_valkey,
+        "ratios": ratios,
         "test_suite": suite,
     }
     return Result(

@@ -11,5 +11,6 @@ editing ``sys.path``. One module per concern:
 - :mod:`harness.exporter`, :mod:`harness.prometheus`, :mod:`harness.node`: redis_exporter, Prometheus,
   Node (BullMQ) processes;
 - :mod:`harness.synth`, :mod:`harness.crd_schema`, :mod:`harness.hardened`, :mod:`harness.grafana`,
-  :mod:`harness.review`: synthesized charts and what checks them.
+  :mod:`harness.review`: synthesized charts and what checks them;
+- :mod:`harness.secrets`: a Secret's value into the env that references it, and the password leak detector.
 """

@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 from cdk8s_plus_28 import k8s
 
-from cdk8s_valkey import ExporterOptions, ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterOptions, ExporterSidecar, SecretKeyRef, Sentinel, ValkeyStatefulSet
 from harness.synth import find, new_chart, objects
 
 POD_LABELS = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": "valkey"}
@@ -160,7 +160,9 @@ class Peer:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-NAMESPACE_LABELS = {ns: {"kubernetes.io/metadata.name": ns} for ns in ("apps", "monitoring", "workers", "default")}
+NAMESPACE_LABELS = {
+    ns: {"kubernetes.io/metadata.name": ns} for ns in ("apps", "monitoring", "workers", "default", "kube-system")
+}
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -299,3 +301,52 @@ def test_bad_metrics_namespace_raises(namespace: str) -> None:
         "digits and '-', starting and ending with a letter or digit"
     )
     assert chart.node.try_find_child("exporter") is None
+
+
+# -- under Sentinel: every pod, every flow the topology needs ---------------------------------------
+
+
+def egress_allowed_to(pols: list[dict[str, Any]], pod_labels: dict[str, str], dest: Peer, port: int) -> bool:
+    """Kubernetes semantics for egress: a pod selected by an Egress policy may connect only where a
+    rule of one of those policies matches the destination and the port."""
+    selecting = [
+        p for p in pols if "Egress" in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], pod_labels)
+    ]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("egress", []):
+            ports_ok = "ports" not in rule or any(p["port"] == port for p in rule["ports"])
+            peers = rule.get("to")
+            peer_ok = not peers or any(_peer_matches(peer, dest, policy["metadata"]["namespace"]) for peer in peers)
+            if ports_ok and peer_ok:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["no-auth", "auth"])
+def test_sentinel_policies_cover_every_pod_and_flow(auth: bool) -> None:
+    """Every pod of the Sentinel topology (the same template, so the same labels) accepts and
+    opens exactly what replication, the Sentinels, the clients and Prometheus need."""
+    chart = new_chart()
+    secret = SecretKeyRef(name="valkey-auth", key="password") if auth else None
+    valkey = ValkeyStatefulSet(chart, "valkey", network_policy=True, auth_secret=secret)
+    exporter = ExporterSidecar(chart, "exporter", valkey=valkey)
+    Sentinel(chart, "sentinel", valkey=valkey, exporter=exporter)
+    objs = objects(chart)
+    pols = policies(objs)
+    sts = next(o for o in objs if o["kind"] == "StatefulSet")
+    assert sts["spec"]["replicas"] == len(valkey.topology.pod_names) == 3
+    labels = dict(sts["spec"]["template"]["metadata"]["labels"])
+    peer_pod = Peer("apps", tuple(labels.items()))
+    for port in (6379, 26379):  # replication and the Sentinels, both ways between the pods
+        assert ingress_allowed(pols, peer_pod, port, labels), port
+        assert egress_allowed_to(pols, labels, peer_pod, port), port
+        assert ingress_allowed(pols, SAME_NAMESPACE, port, labels), port  # clients: Valkey and Sentinels
+        assert not ingress_allowed(pols, OTHER_NAMESPACE, port, labels), port
+    assert egress_allowed_to(pols, labels, Peer("kube-system", (("k8s-app", "kube-dns"),)), 53)  # pod host names
+    for port in (9121, 9355):  # both exporters, to Prometheus only
+        assert ingress_allowed(pols, PROMETHEUS, port, labels), port
+        assert not ingress_allowed(pols, SAME_NAMESPACE, port, labels), port
+    assert not egress_allowed_to(pols, labels, SAME_NAMESPACE, 6379)  # nothing else out
+    assert not egress_allowed_to(pols, labels, Peer("default"), 443)

@@ -14,13 +14,11 @@ file the pod wrote and the synthesized YAML finds no trace of the password.
 
 from __future__ import annotations
 
-import copy
 import os
 import secrets
 import subprocess
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from harness.exporter import (
 from harness.hardened import AUTH_SECRET, build_hardened
 from harness.paths import REPO, free_port, require_binary
 from harness.podrunner import PodRunner
+from harness.secrets import CmdlineScanner, leaks, needles, new_password, resolve_secret_refs
 from harness.servers import valkey_cli
 from harness.synth import container, find, new_chart, objects, to_yaml
 
@@ -53,96 +52,8 @@ SCRIPTS = REPO / "constructs/cdk8s_valkey/scripts"
 REQUIREPASS = SCRIPTS / "requirepass.sh"
 
 
-# -- the kubelet's part ------------------------------------------------------------------
-
-
-def resolve_secret_refs(objs: list[dict[str, Any]], secret_data: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
-    """A copy of the manifest where each container env ``valueFrom.secretKeyRef`` holds the value
-    the kubelet would read from that Secret key at container start. A reference to a missing key
-    fails, as the pod would (CreateContainerConfigError)."""
-    resolved = copy.deepcopy(objs)
-    for obj in resolved:
-        if obj["kind"] != "StatefulSet":
-            continue
-        for ctr in obj["spec"]["template"]["spec"]["containers"]:
-            for var in ctr.get("env", []):
-                ref = var.get("valueFrom", {}).get("secretKeyRef")
-                if ref is not None:
-                    assert (ref["name"], ref["key"]) in secret_data, f"no Secret key {ref} for env {var['name']}"
-                    assert not ref.get("optional"), "the password must not be optional"
-                    var.pop("valueFrom")
-                    var["value"] = secret_data[(ref["name"], ref["key"])]
-    return resolved
-
-
 def container_env(objs: list[dict[str, Any]], name: str) -> dict[str, str]:
     return {var["name"]: var["value"] for var in container(objs, name).get("env", [])}
-
-
-# -- the leak detector ------------------------------------------------------------------
-
-
-def new_password() -> tuple[str, str]:
-    """(password, token): a password with every character class that needs quoting somewhere
-    (space, both quotes, backslash, $, backtick, #), around a random token that exists
-    nowhere else: any trace of the token is a leak, whatever encoding it went through."""
-    token = secrets.token_hex(16)
-    return f"{token} sp\"dq'sq\\bs$HOME`id`#x", token
-
-
-def needles(password: str, token: str) -> list[bytes]:
-    escaped = password.replace("\\", "\\\\").replace('"', '\\"')
-    return [password.encode(), escaped.encode(), token.encode()]
-
-
-def leaks(data: bytes | str, patterns: Sequence[bytes]) -> list[bytes]:
-    raw = data.encode() if isinstance(data, str) else data
-    return [p for p in patterns if p in raw]
-
-
-class CmdlineScanner(threading.Thread):
-    """Reads /proc/<pid>/cmdline of every process on the machine, round after round, until
-    stopped; records every process seen (pid and command line) and every one holding a needle."""
-
-    def __init__(self, patterns: Sequence[bytes]) -> None:
-        super().__init__(daemon=True)
-        self.patterns = list(patterns)
-        self.seen: set[tuple[str, bytes]] = set()
-        self.hits: list[tuple[str, bytes]] = []
-        self.rounds = 0
-        self._halt = threading.Event()
-
-    def scan_once(self) -> None:
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                raw = Path(entry.path, "cmdline").read_bytes()
-            except OSError:
-                continue  # the process is gone
-            if (entry.name, raw) not in self.seen:
-                self.seen.add((entry.name, raw))
-                if leaks(raw, self.patterns):
-                    self.hits.append((entry.name, raw))
-        self.rounds += 1
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self.scan_once()
-
-    def halt(self) -> None:
-        self._halt.set()
-        self.join(timeout=10)
-
-    def commands(self, program: str) -> list[str]:
-        """The command lines of the processes seen whose argv[0] names ``program`` (valkey-server
-        rewrites its argv into a title such as ``valkey-server 127.0.0.1:6379``)."""
-        out = []
-        for _, raw in self.seen:
-            argv0 = raw.split(b"\0")[0].decode(errors="replace")
-            if program in argv0.rsplit("/", 1)[-1]:
-                out.append(raw.replace(b"\0", b" ").decode(errors="replace"))
-        return out
 
 
 # -- the hardened pod, running ------------------------------------------------------------
@@ -228,8 +139,9 @@ def test_rendered_pod_takes_the_password_from_the_secret(hardened_objects: list[
     assert exporter["env"] == [{"name": "REDIS_PASSWORD", "valueFrom": ref}]
     assert not [a for a in exporter["args"] if "password" in a], "the password is never a flag"
     scripts = find(hardened_objects, "ConfigMap", "valkey-scripts")["data"]
-    assert sorted(scripts) == ["entrypoint.sh", "probe.sh", "requirepass.sh"]
+    assert sorted(scripts) == ["auth-lib.sh", "entrypoint.sh", "probe.sh", "requirepass.sh"]
     assert scripts["requirepass.sh"] == REQUIREPASS.read_text()
+    assert scripts["auth-lib.sh"] == (SCRIPTS / "auth-lib.sh").read_text()
     conf = find(hardened_objects, "ConfigMap", "valkey-config")["data"]["valkey.conf"]
     directives = dict(line.split(" ", 1) for line in conf.splitlines() if line and not line.startswith("#"))
     assert directives["protected-mode"] == "yes"
@@ -509,8 +421,10 @@ def test_password_survives_quoting(
 
 
 def test_requirepass_script_is_shellcheck_clean() -> None:
+    """requirepass.sh and auth-lib.sh, which it sources (and Sentinel's start too)."""
     result = subprocess.run(
-        [require_binary("shellcheck"), "-s", "sh", str(REQUIREPASS)],
+        [require_binary("shellcheck"), "-x", "-s", "sh", "requirepass.sh", "auth-lib.sh"],
+        cwd=SCRIPTS,
         capture_output=True,
         text=True,
         timeout=60,

@@ -469,13 +469,45 @@ def test_second_sentinel_is_refused() -> None:
     assert str(error.value) == "valkey: 'valkey' already runs 3 pods; one Sentinel per Valkey"
 
 
-def test_auth_is_refused() -> None:
-    with pytest.raises(ValueError) as error:
-        build(auth_secret=SecretKeyRef(name="valkey-auth", key="password"))
-    assert str(error.value) == (
-        "valkey: 'valkey' has auth_secret, which the Sentinel topology does not support yet (replicas and "
-        "Sentinels would need the password too); leave auth_secret out (ADR 0005: no AUTH)"
-    )
+AUTH = SecretKeyRef(name="valkey-auth", key="password")
+SECRET_REF = str({"secretKeyRef": {"key": "password", "name": "valkey-auth"}})
+
+
+def test_auth_reaches_every_container_from_the_secret() -> None:
+    """With auth_secret: every container that talks to Valkey or a Sentinel takes the password
+    from the Secret (a reference, never the value); the Sentinel's own file lives in memory."""
+    chart, sentinel = build(auth_secret=AUTH)
+    objs = objects(chart)
+    server = container(objs)
+    assert server["command"] == ["sh", "/sentinel/valkey-role.sh", "sh", "/scripts/requirepass.sh"]
+    assert env(server)["VALKEY_PASSWORD"] == env(server)["REDISCLI_AUTH"] == SECRET_REF
+    sentinel_ctr = container(objs, "sentinel")
+    assert env(sentinel_ctr)["VALKEY_PASSWORD"] == env(sentinel_ctr)["REDISCLI_AUTH"] == SECRET_REF
+    assert env(sentinel_ctr)["VALKEY_SENTINEL_CONFIG"] == "/run/sentinel/sentinel.conf"
+    assert {"mountPath": "/run/sentinel", "name": "sentinel-run"} in sentinel_ctr["volumeMounts"]
+    volumes = statefulset(chart)["spec"]["template"]["spec"]["volumes"]
+    assert {"emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}, "name": "sentinel-run"} in volumes
+    for name in ("exporter", "sentinel-exporter"):
+        assert env(container(objs, name)) == {"REDIS_PASSWORD": SECRET_REF}
+    scripts = find(objs, "ConfigMap", "valkey-scripts")["data"]
+    assert {"requirepass.sh", "auth-lib.sh"} <= set(scripts)
+    template = find(objs, "ConfigMap", "valkey-sentinel")["data"]["sentinel.conf"]
+    assert "AUTH: sentinel-start.sh adds requirepass" in template
+    assert sentinel.ioredis_secret_options == {"password": AUTH, "sentinelPassword": AUTH}
+    assert "password" not in sentinel.ioredis_options
+    for obj in objs:
+        if obj["kind"] in ("StatefulSet", "ConfigMap", "Service"):
+            kubernetes_validate.validate(obj, "1.28", strict=True)
+
+
+def test_without_auth_nothing_of_it_renders() -> None:
+    chart, sentinel = build()
+    objs = objects(chart)
+    assert "sentinel-run" not in str(statefulset(chart))
+    pod = statefulset(chart)["spec"]["template"]["spec"]
+    assert not [var for c in pod["containers"] for var in c.get("env", []) if "secretKeyRef" in str(var)]
+    assert "auth-lib.sh" not in find(objs, "ConfigMap", "valkey-scripts")["data"]
+    assert sentinel.ioredis_secret_options == {}
 
 
 def test_network_policy() -> None:

@@ -37,6 +37,7 @@ import valkey
 from harness.node import NodeProcess, node_binary
 from harness.podnet import NetPod, NetStatefulSet, PodNetwork, Sandbox
 from harness.podrunner import BENCH_OUT, REPO, publish_results
+from harness.secrets import new_password, resolve_secret_refs
 from harness.synth import new_chart, objects
 
 pytestmark = pytest.mark.root
@@ -47,6 +48,16 @@ POLL_S = 0.05
 # apart (each pod is polled on its own thread every POLL_S): every overlap is reported in the
 # figures, only longer ones fail a drill.
 OVERLAP_RESOLUTION_S = 2 * POLL_S
+
+
+@dataclass
+class _Password:
+    value: str | None = None
+
+
+# The password of the running cluster (auth_secret), for the test's own clients (observer,
+# health checks, hammer); None without AUTH. Set while a cluster is booted.
+CLIENT_PASSWORD = _Password()
 
 # ioredis options our docs recommend on top of the Sentinel's wiring point `ioredis_options`
 # (sentinels, name, failoverDetector), which cannot carry functions. In sentinel_drill.mjs the
@@ -74,20 +85,26 @@ class Topology:
     down_after_s: float
     client_options: dict[str, Any]
     producer_extras: dict[str, Any]  # what Sentinel.producer_ioredis_options adds for producers
+    password: str | None = None  # with auth_secret: the Secret's value, which the objects then hold
 
 
-def render_topology(**options: Any) -> Topology:
+def render_topology(*, password: str | None = None, **options: Any) -> Topology:
     """ValkeyStatefulSet + ExporterSidecar + Sentinel with ``SentinelOptions(**options)``, in
-    namespace ``apps``, as `cdk8s synth` writes them."""
+    namespace ``apps``, as `cdk8s synth` writes them. With ``password``: with ``auth_secret``, and
+    the kubelet's part done (every ``secretKeyRef`` holds ``password``)."""
     from cdk8s_valkey.exporter_sidecar import ExporterSidecar
     from cdk8s_valkey.sentinel import Sentinel, SentinelOptions
-    from cdk8s_valkey.valkey_statefulset import ValkeyStatefulSet
+    from cdk8s_valkey.valkey_statefulset import SecretKeyRef, ValkeyStatefulSet
 
     chart = new_chart()
-    valkey_sts = ValkeyStatefulSet(chart, "valkey")
+    secret = SecretKeyRef(name="valkey-auth", key="password") if password is not None else None
+    valkey_sts = ValkeyStatefulSet(chart, "valkey", auth_secret=secret)
     exporter = ExporterSidecar(chart, "metrics", valkey=valkey_sts)
     sentinel = Sentinel(chart, "sentinel", valkey=valkey_sts, exporter=exporter, options=SentinelOptions(**options))
     objs = objects(chart)
+    if secret is not None:
+        objs = resolve_secret_refs(objs, {(secret.name, secret.key): password or ""})
+        assert sentinel.ioredis_secret_options == {"password": secret, "sentinelPassword": secret}
     template = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == sentinel.config_map_name)
     match = re.search(rf"^sentinel down-after-milliseconds {re.escape(sentinel.master_name)} (\d+)$",
                       template["data"]["sentinel.conf"], flags=re.MULTILINE)  # fmt: skip
@@ -101,6 +118,7 @@ def render_topology(**options: Any) -> Topology:
         producer_extras={
             k: v for k, v in sentinel.producer_ioredis_options.items() if sentinel.ioredis_options.get(k) != v
         },
+        password=password,
     )
 
 
@@ -161,7 +179,9 @@ class Observer:
             state, detail = "absent", ""
             if sandbox is not None:
                 if client is None:
-                    client = sandbox.valkey_client(6379, socket_timeout=0.3, socket_connect_timeout=0.3)
+                    client = sandbox.valkey_client(
+                        6379, socket_timeout=0.3, socket_connect_timeout=0.3, password=CLIENT_PASSWORD.value
+                    )
                 try:
                     if min_write < 0:
                         min_write = int(client.config_get("min-replicas-to-write")["min-replicas-to-write"])
@@ -275,11 +295,11 @@ class Cluster:
 
     @staticmethod
     def valkey(pod: NetPod) -> valkey.Valkey:
-        return pod.client("valkey", socket_timeout=2, decode_responses=True)
+        return pod.client("valkey", socket_timeout=2, decode_responses=True, password=CLIENT_PASSWORD.value)
 
     @staticmethod
     def sentinel(pod: NetPod) -> valkey.Valkey:
-        return pod.client("sentinel", socket_timeout=2, decode_responses=True)
+        return pod.client("sentinel", socket_timeout=2, decode_responses=True, password=CLIENT_PASSWORD.value)
 
     def health(self) -> str:
         """'' when healthy: every pod up, one primary, the others its replicas with the link up,
@@ -348,6 +368,7 @@ def topology() -> Topology:
 def booted(topology: Topology, tmp_path_factory: pytest.TempPathFactory, bin_dir: Path) -> Iterator[Cluster]:
     """The rendered pods and a client pod on a network of their own, healthy; removed afterwards."""
     root = tmp_path_factory.mktemp("sentinel")
+    CLIENT_PASSWORD.value = topology.password
     with PodNetwork() as network:
         sts = NetStatefulSet(topology.objects, network=network, root=root, bin_dir=bin_dir)
         try:
@@ -358,10 +379,17 @@ def booted(topology: Topology, tmp_path_factory: pytest.TempPathFactory, bin_dir
             yield cluster
         finally:
             sts.close()
+            CLIENT_PASSWORD.value = None
 
 
 @pytest.fixture(scope="module")
-def cluster(topology: Topology, tmp_path_factory: pytest.TempPathFactory, pod_bin_dir: Path) -> Iterator[Cluster]:
+def cluster(
+    request: pytest.FixtureRequest, topology: Topology, tmp_path_factory: pytest.TempPathFactory, pod_bin_dir: Path
+) -> Iterator[Cluster]:
+    """The rendered topology running; ``indirect`` parameter "auth": rendered with auth_secret (a
+    password that needs quoting everywhere), every client of the drill authenticating."""
+    if getattr(request, "param", None) == "auth":
+        topology = render_topology(password=new_password()[0])
     with booted(topology, tmp_path_factory, pod_bin_dir) as cluster:
         yield cluster
 
@@ -609,7 +637,9 @@ def run_drill(
     publish_as: str | None = None,
 ) -> dict[str, Any]:
     with observing(cluster.sts) as observer:
-        drill = Drill(cluster, fault.name, producer_options, producer_wait=producer_wait)
+        drill = Drill(
+            cluster, fault.name, producer_options, password=cluster.topology.password, producer_wait=producer_wait
+        )
         try:
             time.sleep(1.0)  # a second of steady load before the fault
             t_fault = time.time()
@@ -661,7 +691,8 @@ def run_drill(
     if t_restore is not None and rejoined is not None:
         figures["fault_lasted_s"] = round(t_restore - t_fault, 3)
         figures["old_primary_replica_again_s_after_restore"] = round(rejoined.t - t_restore, 3)
-    publish_results(publish_as or f"sentinel-{fault.name}", figures, tmp_dir=cluster.results)
+    auth = "-auth" if cluster.topology.password is not None else ""
+    publish_results(publish_as or f"sentinel-{fault.name}{auth}", figures, tmp_dir=cluster.results)
     return figures
 
 
@@ -745,7 +776,11 @@ class Hammer:
         while not self._stop.wait(0.02):
             if self.pod.sandbox is not sandbox:
                 sandbox = self.pod.sandbox
-                client = None if sandbox is None else sandbox.valkey_client(6379, socket_timeout=0.5)
+                client = (
+                    None
+                    if sandbox is None
+                    else sandbox.valkey_client(6379, socket_timeout=0.5, password=CLIENT_PASSWORD.value)
+                )
             if client is None:
                 continue
             i += 1
@@ -1007,6 +1042,43 @@ def test_stop_every_pod_then_start_them_in_another_order(cluster: Cluster, healt
     publish_results("sentinel-stop-all", figures, tmp_dir=cluster.results)
     assert figures["keys_missing"] == 0, figures
     assert primaries_seen == [new_primary.name] and overlaps == [], figures
+
+
+# --- the same drills with auth_secret --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_kill_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    """As test_kill_the_primary_under_bullmq, everything authenticating: replicas (masterauth),
+    Sentinels (auth-pass, sentinel-pass), the scripts, and the clients (ioredis password and
+    sentinelPassword, Sentinel.ioredis_secret_options). Same goals. Then no trace of the password
+    in any container's log or on any claim (the Sentinel's own file with it is in memory)."""
+    figures = run_drill(cluster, healthy, KILL)
+    assert_no_loss(figures)
+    d = cluster.d
+    for client in figures["clients"].values():
+        assert client["resumed_s"] is not None and client["resumed_s"] <= d + 3, figures
+    assert figures["worker_resumed_s"] is not None and figures["worker_resumed_s"] <= d + 3, figures
+    password = cluster.topology.password
+    assert password is not None
+    patterns = [password.encode(), password.replace("\\", "\\\\").replace('"', '\\"').encode()]
+    for pod in cluster.sts.pods:
+        for name in ("valkey", "sentinel"):
+            assert not [p for p in patterns if p in pod.logs(name).encode()], f"password in {pod.name}/{name} log"
+    claim_files = [p for p in cluster.sts.claims_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "sentinel.conf" for p in claim_files)
+    for path in claim_files:
+        assert not [p for p in patterns if p in path.read_bytes()], f"password in {path}"
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_freeze_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    assert_no_loss(run_drill(cluster, healthy, FREEZE))
+
+
+@pytest.mark.parametrize("cluster", ["auth"], indirect=True)
+def test_partition_the_primary_under_bullmq_with_auth(cluster: Cluster, healthy: NetPod) -> None:
+    assert_no_loss(run_drill(cluster, healthy, PARTITION))
 
 
 # --- migration ------------------------------------------------------------------------------------

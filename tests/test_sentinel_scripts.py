@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 import valkey
 
-from cdk8s_valkey import ValkeyStatefulSet
+from cdk8s_valkey import SecretKeyRef, ValkeyStatefulSet
 from cdk8s_valkey.sentinel import Sentinel, SentinelOptions
 from harness.paths import REPO, free_port, require_binary
+from harness.secrets import CmdlineScanner, leaks, needles, new_password
 from harness.servers import client, write_config
 from harness.synth import find, new_chart, objects
 
@@ -36,7 +37,14 @@ MASTER = "valkey"
 # Below the 4 s SentinelOptions allows, to keep the failover short; at 1 s a loaded machine saw a
 # second failover right after the first (the new primary missed the Sentinels' 1 s deadline).
 DOWN_AFTER_MS = 3000
-SCRIPTS = ("valkey-role.sh", "sentinel-start.sh", "sentinel-lib.sh", "replica-probe.sh", "handover.sh")
+SCRIPTS = (
+    "valkey-role.sh",
+    "sentinel-start.sh",
+    "sentinel-lib.sh",
+    "replica-probe.sh",
+    "handover.sh",
+    "sentinel-persist.sh",
+)
 
 
 @dataclass
@@ -48,18 +56,26 @@ class Rendered:
     args: list[str]  # what the valkey container adds to valkey-server's command line
 
 
-@pytest.fixture(scope="module")
-def rendered() -> Rendered:
+def render(auth: bool = False) -> Rendered:
     chart = new_chart()
-    valkey_sts = ValkeyStatefulSet(chart, "valkey")
+    secret = SecretKeyRef(name="valkey-auth", key="password") if auth else None
+    valkey_sts = ValkeyStatefulSet(chart, "valkey", auth_secret=secret)
     Sentinel(chart, "sentinel", valkey=valkey_sts, options=SentinelOptions())
     objs = objects(chart)
     files = dict(find(objs, "ConfigMap", "valkey-sentinel")["data"])
+    if auth:
+        # The Valkey's scripts too (requirepass.sh, auth-lib.sh, entrypoint.sh), as /scripts.
+        files.update(find(objs, "ConfigMap", "valkey-scripts")["data"])
     pod = find(objs, "StatefulSet")["spec"]["template"]["spec"]
     (sentinel,) = [c for c in pod["containers"] if c["name"] == "sentinel"]
     (server,) = [c for c in pod["containers"] if c["name"] == "valkey"]
     env = {var["name"]: var["value"] for var in sentinel["env"] if "value" in var}
     return Rendered(files, env, list(server["args"]))
+
+
+@pytest.fixture(scope="module")
+def rendered() -> Rendered:
+    return render()
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +97,7 @@ class Node:
         self.sentinel_port = free_port()
         self.data = cluster.root / f"node{index}"
         self.data.mkdir()
+        self.run_config.parent.mkdir()
         self.valkey: subprocess.Popen[bytes] | None = None
         self.sentinel: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -88,6 +105,11 @@ class Node:
     @property
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def run_config(self) -> Path:
+        """With AUTH: Sentinel's own file, on the pod's memory volume (``sentinel-run``)."""
+        return self.data.parent / f"run{self.index}" / "sentinel.conf"
 
     @property
     def state_file(self) -> Path:
@@ -117,6 +139,8 @@ class Node:
             VALKEY_SENTINEL_TEMPLATE=str(self.template()),
             VALKEY_SENTINEL_PORT=str(self.sentinel_port),
             VALKEY_SENTINEL_SEED_WAIT_SECONDS="1",
+            # With AUTH, Sentinel's own file: the pod's memory volume (a directory of the node here).
+            **({"VALKEY_SENTINEL_CONFIG": str(self.run_config)} if self.cluster.password else {}),
             **extra,
         )
         with (self.data.parent / f"sentinel{self.index}.log").open("ab") as log:
@@ -127,7 +151,11 @@ class Node:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        _wait(lambda: _ping(self.sentinel_port), f"Sentinel {self.index} answers", proc=self.sentinel)
+        _wait(
+            lambda: _ping(self.sentinel_port, self.cluster.password),
+            f"Sentinel {self.index} answers",
+            proc=self.sentinel,
+        )
 
     def start_valkey(self, *, wait_ready: bool = True, **extra: str) -> None:
         config = write_config(self.data.parent / f"valkey{self.index}.conf", port=self.port, data_dir=self.data)
@@ -138,17 +166,21 @@ class Node:
                 [
                     "sh",
                     str(self.cluster.scripts / "valkey-role.sh"),
-                    "valkey-server",
-                    str(config),
+                    *(
+                        ["sh", str(self.cluster.scripts / "requirepass.sh")]
+                        if self.cluster.password
+                        else ["valkey-server"]
+                    ),
+                    *([] if self.cluster.password else [str(config)]),
                     *self.cluster.args,
                 ],
-                env=self.env(**extra),
+                env=self.env(**self.cluster.valkey_env(config), **extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         if wait_ready:
-            _wait(lambda: _ping(self.port), f"Valkey {self.index} answers", proc=self.valkey)
+            _wait(lambda: _ping(self.port, self.cluster.password), f"Valkey {self.index} answers", proc=self.valkey)
 
     @property
     def log_path(self) -> Path:
@@ -160,7 +192,7 @@ class Node:
         return line
 
     def info(self) -> dict[str, str]:
-        with client(self.port) as conn:
+        with self.cluster.client(self.port) as conn:
             return {k: str(v) for k, v in conn.info("replication").items()}
 
     def kill(self, which: str = "valkey") -> None:
@@ -181,8 +213,17 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: Path, scripts: Path, rendered: Rendered, bin_env: Mapping[str, str], size: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        scripts: Path,
+        rendered: Rendered,
+        bin_env: Mapping[str, str],
+        size: int,
+        password: str | None = None,
+    ) -> None:
         self.root = root
+        self.password = password
         self.scripts = scripts
         self.nodes = [Node(self, i) for i in range(size)]
         sentinels = " ".join(f"127.0.0.1:{node.sentinel_port}" for node in self.nodes)
@@ -195,7 +236,35 @@ class Cluster:
             "VALKEY_SENTINEL_TIMEOUT": "1",
             "VALKEY_SENTINEL_WAIT_SECONDS": "10",
         }
+        if password is not None:
+            # The kubelet's part: both containers get the password from the Secret.
+            self.env.update(
+                VALKEY_PASSWORD=password, REDISCLI_AUTH=password, VALKEY_AUTH_LIB=str(scripts / "auth-lib.sh")
+            )
         self.args = rendered.args
+
+    def client(self, port: int, socket_timeout: float = 5.0) -> valkey.Valkey:
+        return valkey.Valkey(
+            host="127.0.0.1",
+            port=port,
+            password=self.password,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=socket_timeout,
+        )
+
+    def valkey_env(self, config: Path) -> dict[str, str]:
+        """With AUTH the node starts as the pod does: requirepass.sh, then entrypoint.sh (maxmemory
+        from its fallback: no cgroup limit here)."""
+        if self.password is None:
+            return {}
+        return {
+            "VALKEY_CONFIG_FILE": str(config),
+            "VALKEY_MAXMEMORY_PERCENT": "80",
+            "VALKEY_MAXMEMORY_FALLBACK_BYTES": str(256 << 20),
+            "VALKEY_CGROUP_V2_FILE": str(self.root / "no-cgroup"),
+            "VALKEY_CGROUP_V1_FILE": str(self.root / "no-cgroup"),
+        }
 
     def start(self, order: list[int] | None = None) -> None:
         for index in order or range(len(self.nodes)):
@@ -205,7 +274,7 @@ class Cluster:
 
     def master(self, via: int = 0) -> str:
         port = self.nodes[via].sentinel_port
-        with valkey.Valkey(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2) as conn:
+        with self.client(port, socket_timeout=2) as conn:
             host, master_port = conn.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
         return f"{host}:{master_port}"
 
@@ -236,7 +305,7 @@ class Cluster:
 
         def known() -> bool:
             for node in self.nodes:
-                with valkey.Valkey(host="127.0.0.1", port=node.sentinel_port, decode_responses=True) as conn:
+                with self.client(node.sentinel_port) as conn:
                     master = conn.execute_command("SENTINEL", "MASTER", MASTER)
                     fields = dict(zip(master[::2], master[1::2], strict=True))
                     if (int(fields["num-slaves"]), int(fields["num-other-sentinels"])) != (others, others):
@@ -253,9 +322,11 @@ class Cluster:
                     proc.wait(timeout=10)
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, password: str | None = None) -> bool:
     try:
-        with valkey.Valkey(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=1) as conn:
+        with valkey.Valkey(
+            host="127.0.0.1", port=port, password=password, socket_connect_timeout=0.5, socket_timeout=1
+        ) as conn:
             return bool(conn.ping())
     except (valkey.ConnectionError, valkey.TimeoutError, valkey.ResponseError):
         return False
@@ -286,6 +357,50 @@ def bin_env(valkey_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def cluster(tmp_path: Path, scripts_dir: Path, rendered: Rendered, bin_env: dict[str, str]) -> Iterator[Cluster]:
     made = Cluster(tmp_path, scripts_dir, rendered, bin_env, 3)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(scope="module")
+def auth_scripts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The AUTH rendering's files: the Sentinel ConfigMap's and the Valkey's scripts."""
+    directory = tmp_path_factory.mktemp("sentinel-configmap-auth")
+    for name, text in render(auth=True).files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+@dataclass
+class Secret:
+    password: str
+    token: str
+    scanner: CmdlineScanner
+
+    @property
+    def patterns(self) -> list[bytes]:
+        return needles(self.password, self.token)
+
+
+@pytest.fixture
+def secret() -> Iterator[Secret]:
+    """A password every character class of which needs quoting, and a scan of every command line
+    on the machine, round after round, while the test runs."""
+    password, token = new_password()
+    scanner = CmdlineScanner(needles(password, token))
+    scanner.start()
+    try:
+        yield Secret(password, token, scanner)
+    finally:
+        scanner.halt()
+
+
+@pytest.fixture
+def auth_cluster(tmp_path: Path, auth_scripts_dir: Path, bin_env: dict[str, str], secret: Secret) -> Iterator[Cluster]:
+    """Three pods as rendered with auth_secret: the kubelet's part (the Secret into both
+    containers' env) is the Cluster's."""
+    made = Cluster(tmp_path, auth_scripts_dir, render(auth=True), bin_env, 3, password=secret.password)
     try:
         yield made
     finally:
@@ -609,6 +724,142 @@ def test_cluster_lifecycle(cluster: Cluster, scripts_dir: Path) -> None:
             assert conn.mget("before-failover", "after-failover") == ["1", "1"], node.index
 
 
+# -- AUTH: the same topology with auth_secret -----------------------------------------------------
+
+
+def _refused(port: int) -> str:
+    """The error a client without the password gets."""
+    with (
+        valkey.Valkey(host="127.0.0.1", port=port, socket_timeout=2) as conn,
+        pytest.raises(valkey.AuthenticationError) as error,
+    ):
+        conn.ping()
+    return str(error.value)
+
+
+def _probe(scripts: Path, port: int, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["sh", str(scripts / "probe.sh"), *args],
+        env={**env, "VALKEY_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_auth_cluster_lifecycle(auth_cluster: Cluster, auth_scripts_dir: Path, secret: Secret) -> None:
+    """With auth_secret: every Valkey and Sentinel requires the password, replicas authenticate to
+    the primary (masterauth), the Sentinels to the nodes (auth-pass) and to each other
+    (sentinel-pass), the scripts ask the Sentinels with REDISCLI_AUTH, the probes pass with it and
+    fail without. Sentinel's own file, which holds the password, is mode 0600 on the memory
+    volume; the state on the claim has none of it and follows a failover. Then no trace of the
+    password anywhere else (assert_no_trace)."""
+    cluster = auth_cluster
+    n0, n1, n2 = cluster.nodes
+    cluster.start()
+    assert n0.role_line() == "valkey-role: primary (3 of 3 Sentinels, config-epoch 0)"
+    cluster.wait_synced()
+    cluster.wait_sentinels_know_all()
+    for node in cluster.nodes:
+        assert _refused(node.port) == "Authentication required."
+        assert _refused(node.sentinel_port) == "Authentication required."
+        assert node.run_config.stat().st_mode & 0o777 == 0o600
+        state = node.state_file.read_text()
+        assert f"sentinel monitor {MASTER} 127.0.0.1 {n0.port} 2" in state
+        assert "requirepass" not in state and "auth-pass" not in state and "user " not in state
+    # The probes: the container's env has REDISCLI_AUTH; without it they fail with the reason.
+    with_auth = {"PATH": cluster.env["PATH"], "REDISCLI_AUTH": secret.password}
+    without = {"PATH": cluster.env["PATH"]}
+    for port in (n1.port, n1.sentinel_port):
+        assert _probe(auth_scripts_dir, port, with_auth, "ready").returncode == 0
+        failed = _probe(auth_scripts_dir, port, without, "ready")
+        assert (failed.returncode, failed.stdout) == (
+            1,
+            "probe ready failed (valkey-cli exit 0): NOAUTH Authentication required.\n",
+        ), failed
+    replica = subprocess.run(
+        ["sh", str(auth_scripts_dir / "replica-probe.sh"), "sh", str(auth_scripts_dir / "probe.sh"), "ready"],
+        env={**with_auth, "VALKEY_PORT": str(n1.port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert replica.returncode == 0, replica.stdout
+    with cluster.client(n0.port) as conn:
+        assert conn.set("before-failover", "1")
+        assert conn.wait(2, 2000) == 2
+
+    # A Sentinel container restarts within the pod: it starts from its own file in memory.
+    ids = [line for line in n2.run_config.read_text().splitlines() if line.startswith("sentinel myid ")]
+    n2.kill("sentinel")
+    n2.start_sentinel()
+    assert [line for line in n2.run_config.read_text().splitlines() if line.startswith("sentinel myid ")] == ids
+    assert len(ids) == 1
+
+    # SIGKILL the primary: the Sentinels (authenticated) promote a replica, the other resyncs.
+    n0.kill()
+    _wait(lambda: cluster.master(via=1) != n0.addr, "failover", timeout=30)
+    new_primary = cluster.node(cluster.master(via=1))
+    _wait(lambda: new_primary.info()["role"] == "master", "new primary promoted")
+    # The state on the claim follows (sentinel-persist.sh, once a second).
+    _wait(
+        lambda: all(f"monitor {MASTER} 127.0.0.1 {new_primary.port} " in n.state_file.read_text() for n in (n1, n2)),
+        "the claim's state names the new primary",
+    )
+    n0.start_valkey()
+    assert n0.role_line().startswith(f"valkey-role: replica of {new_primary.addr} ("), n0.role_line()
+    cluster.wait_synced()
+    with cluster.client(new_primary.port) as conn:
+        assert conn.get("before-failover") == "1"
+        assert conn.set("after-failover", "1")
+        assert conn.wait(2, 2000) == 2
+    assert_no_trace(cluster, secret)
+
+
+def _pids_of(script: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if script.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def assert_no_trace(cluster: Cluster, secret: Secret) -> None:
+    """The password is in no command line (scanned all along), in the environment of no
+    valkey-server, Sentinel or state-copy loop, in no log, and in no file of the claims: only in
+    Sentinel's own file on the memory volume, mode 0600."""
+    secret.scanner.scan_once()
+    assert secret.scanner.hits == [], f"password in a command line: {secret.scanner.hits}"
+    assert secret.scanner.rounds > 10
+    servers = [p.pid for n in cluster.nodes for p in (n.valkey, n.sentinel) if p is not None and p.poll() is None]
+    loops = _pids_of("sentinel-persist.sh")
+    assert len(loops) >= len([n for n in cluster.nodes if n.sentinel and n.sentinel.poll() is None])
+    for pid in [*servers, *loops]:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert not leaks(environ, secret.patterns), f"password in the environment of {pid}"
+        assert b"VALKEY_PASSWORD=" not in environ and b"REDISCLI_AUTH=" not in environ, pid
+    for pid in servers:
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"valkey-server"), pid
+    logs = list(cluster.root.glob("*.log"))
+    assert logs
+    for log in logs:
+        assert not leaks(log.read_bytes(), secret.patterns), f"password in {log}"
+    claim_files = [p for n in cluster.nodes for p in n.data.rglob("*") if p.is_file()]
+    assert any(p.name == "sentinel.conf" for p in claim_files)
+    assert any(".aof" in p.name for p in claim_files)
+    for path in claim_files:
+        assert not leaks(path.read_bytes(), secret.patterns), f"password in {path} (on the claim)"
+    for node in cluster.nodes:
+        assert node.run_config.stat().st_mode & 0o777 == 0o600
+        assert leaks(node.run_config.read_bytes(), secret.patterns), "the memory volume's file holds it"
+
+
 # -- handover.sh (the preStop hook) ------------------------------------------------------------
 
 
@@ -627,12 +878,23 @@ def test_handover_before_the_primary_stops(cluster: Cluster, scripts_dir: Path) 
     """The preStop hook on the primary: writes paused, a replica caught up and promoted, then the
     old primary stops. No write is acknowledged by it after the pause; the new primary has every
     key and takes writes within a couple of seconds, whatever down-after is."""
+    handover_drill(cluster, scripts_dir)
+
+
+def test_handover_with_auth(auth_cluster: Cluster, auth_scripts_dir: Path, secret: Secret) -> None:
+    """The same with AUTH: the hook asks the local Valkey and the Sentinels with REDISCLI_AUTH (the
+    container's env), the replica resyncs with masterauth."""
+    handover_drill(auth_cluster, auth_scripts_dir)
+    assert_no_trace(auth_cluster, secret)
+
+
+def handover_drill(cluster: Cluster, scripts_dir: Path) -> None:
     n0, n1, n2 = cluster.nodes
     cluster.start()
     cluster.wait_synced()
     cluster.wait_sentinels_know_all()
     assert run_handover(n1, scripts_dir).stderr == "handover: not the primary: nothing to hand over\n"
-    with client(n0.port) as conn:
+    with cluster.client(n0.port) as conn:
         for i in range(1000):
             conn.set(f"k{i}", i)
 
@@ -649,18 +911,18 @@ def test_handover_before_the_primary_stops(cluster: Cluster, scripts_dir: Path) 
     # The old primary acknowledges no write any more: paused (the write blocks), refused once its
     # replicas have left (NOREPLICAS: Valkey checks that before the pause), or a replica (READONLY).
     with (
-        valkey.Valkey(host="127.0.0.1", port=n0.port, socket_timeout=0.5) as conn,
+        cluster.client(n0.port, socket_timeout=0.5) as conn,
         pytest.raises((valkey.TimeoutError, valkey.ResponseError), match=r"Timeout|NOREPLICAS|READONLY"),
     ):
         conn.set("late", 1)
     n0.kill()
 
     def writable() -> bool:
-        with client(new_primary.port) as conn:
+        with cluster.client(new_primary.port) as conn:
             return bool(conn.set("after-handover", 1))
 
     outage = took + _wait_ok(writable)
-    with client(new_primary.port) as conn:
+    with cluster.client(new_primary.port) as conn:
         assert conn.dbsize() >= 1000 and conn.get("k999") == "999"
     print(f"handover: hook {took:.2f}s, writes accepted again {outage:.2f}s after it started")
     # Measured 1.2-2.2 s here; a failover after a plain stop takes the rendered down-after (5 s) + 1.3 s.

@@ -48,6 +48,7 @@ def api_object(
     name: str,
     labels: Mapping[str, str],
     spec: Mapping[str, Any],
+    annotations: Mapping[str, str] | None = None,
 ) -> cdk8s.ApiObject:
     """An object of any kind from its ``spec`` as plain JSON (no generated binding needed)."""
     obj = cdk8s.ApiObject(
@@ -55,7 +56,9 @@ def api_object(
         id,
         api_version=api_version,
         kind=kind,
-        metadata=cdk8s.ApiObjectMetadata(name=name, labels=dict(labels)),
+        metadata=cdk8s.ApiObjectMetadata(
+            name=name, labels=dict(labels), annotations=dict(annotations) if annotations else None
+        ),
     )
     set_spec(obj, spec)
     return obj

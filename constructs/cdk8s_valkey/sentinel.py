@@ -28,10 +28,20 @@ from ._validation import (
     size_to_bytes,
 )
 from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar
+from .exporter_sidecar import PASSWORD_ENV as EXPORTER_PASSWORD_ENV
 from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
 from .topology import DATA_VOLUME, Topology
+from .valkey_statefulset import (
+    AUTH_LIB,
+    CLI_PASSWORD_ENV,
+    DATA_DIR,
+    MAX_REPLICAS,
+    PASSWORD_ENV,
+    SCRIPTS_DIR,
+    SecretKeyRef,
+    ValkeyStatefulSet,
+)
 from .valkey_statefulset import CONTAINER_NAME as CONTAINER_VALKEY
-from .valkey_statefulset import DATA_DIR, MAX_REPLICAS, SCRIPTS_DIR, ValkeyStatefulSet
 
 COMPONENT = "sentinel"
 CONTAINER_NAME = "sentinel"
@@ -46,7 +56,14 @@ START_SCRIPT = "sentinel-start.sh"
 LIB_SCRIPT = "sentinel-lib.sh"
 PROBE_SCRIPT = "replica-probe.sh"
 HANDOVER_SCRIPT = "handover.sh"
-SCRIPTS = (ROLE_SCRIPT, START_SCRIPT, LIB_SCRIPT, PROBE_SCRIPT, HANDOVER_SCRIPT)
+PERSIST_SCRIPT = "sentinel-persist.sh"
+SCRIPTS = (ROLE_SCRIPT, START_SCRIPT, LIB_SCRIPT, PROBE_SCRIPT, HANDOVER_SCRIPT, PERSIST_SCRIPT)
+# With AUTH: Sentinel's own file holds the passwords (it rewrites them in plain text), so it lives
+# in memory (emptyDir medium Memory, counted in the container's memory), readable by the Sentinel's
+# user only; its state goes to the claim without them (sentinel-persist.sh).
+RUN_VOLUME = "sentinel-run"
+RUN_DIR = "/run/sentinel"
+RUN_VOLUME_SIZE = "1Mi"
 
 # The Sentinel exporter: a second redis_exporter per pod, reading the local Sentinel (redis_exporter
 # recognizes a Sentinel by its INFO and exports valkey_sentinel_*). 9355 is the port the Sentinel
@@ -220,8 +237,9 @@ class Sentinel(Construct):
     - ``ConfigMap <name>-sentinel``: the Sentinel configuration template and the scripts;
     - ``Service <name>-sentinel`` on 26379 for clients (ioredis ``sentinels``), and the
       headless Service publishing every pod's name even while it is not ready;
-    - the client Service ``<name>`` loses its selector: a Service would send clients to replicas
-      as well, where writes fail with READONLY. Clients connect through the Sentinels;
+    - the client Service ``<name>`` has no selector (the topology's clients use the Sentinels): a
+      Service would send clients to replicas as well, where writes fail with READONLY. A primary
+      endpoint can point it elsewhere (:meth:`ValkeyStatefulSet.set_client_service_selector`);
     - with ``exporter``: a ``sentinel-exporter`` container (redis_exporter reading the local
       Sentinel), ``Service <name>-sentinel-metrics`` and ``ServiceMonitor <name>-sentinel``;
     - with the Valkey's ``network_policy``: ``NetworkPolicy <name>-sentinel``, added to the
@@ -229,8 +247,11 @@ class Sentinel(Construct):
       Sentinels) and DNS (host names), its ``allowed_clients`` reach the Sentinels, and the
       exporter's ``metrics_namespace`` the Sentinel exporter.
 
-    Create it right after the ExporterSidecar and before the Alerts and anything else that
-    reads the Valkey's pods (``Valkey(..., sentinel=SentinelOptions())`` does).
+    It sets the Valkey's :class:`Topology` (``sentinel``, ``replicas + 1`` pods), which every
+    option renders for, and contributes its containers, env, volumes and hooks to the Valkey's
+    pod model. Create it right after the ExporterSidecar and before the Alerts and anything else
+    that reads the Valkey's topology (``Valkey(..., sentinel=SentinelOptions())`` does); a
+    topology already read for one pod is refused with the name of what read it.
     """
 
     def __init__(
@@ -244,8 +265,10 @@ class Sentinel(Construct):
     ) -> None:
         """
         :param valkey: The Valkey to turn into a primary and replicas. Its chart must have a
-            namespace (the pods' host names hold it), the same as this construct's. Not with
-            ``auth_secret`` (not supported yet), nor with an ``extra_config`` that sets the
+            namespace (the pods' host names hold it), the same as this construct's. With its
+            ``auth_secret``, every node, replica link, Sentinel, probe, exporter and the handover
+            authenticate with that password (docs/sentinel.md, AUTH). Not with an ``extra_config``
+            that sets the
             replication directives this topology owns. With its ``network_policy``, a
             NetworkPolicy ``<name>-sentinel`` opens what the topology needs besides.
         :param exporter: The Valkey's ExporterSidecar: the Sentinels are then exported too, with
@@ -275,11 +298,6 @@ class Sentinel(Construct):
             )
         if valkey.replicas != 1:
             raise ValueError(f"valkey: {valkey.name!r} already runs {valkey.replicas} pods; one Sentinel per Valkey")
-        if valkey.auth_secret is not None:
-            raise ValueError(
-                f"valkey: {valkey.name!r} has auth_secret, which the Sentinel topology does not support yet "
-                "(replicas and Sentinels would need the password too); leave auth_secret out (ADR 0005: no AUTH)"
-            )
         owned = sorted(set(valkey.extra_config) & set(_OWNED_DIRECTIVES))
         if owned:
             raise ValueError(
@@ -292,6 +310,7 @@ class Sentinel(Construct):
         name = valkey.name
         namespace = valkey.namespace
         self.valkey = valkey
+        self.auth_secret: SecretKeyRef | None = valkey.auth_secret
         self.exporter = exporter
         self.options = opts
         self.replicas = opts.replicas
@@ -344,6 +363,11 @@ class Sentinel(Construct):
         model.add_volume({"name": VOLUME, "configMap": {"name": self.config_map_name}}, order=ORDER_SENTINEL)
         model.add_annotation("checksum/sentinel", digest)
         model.add_container(self._container(), order=ORDER_SENTINEL)
+        if self.auth_secret is not None:
+            model.add_volume(
+                {"name": RUN_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": RUN_VOLUME_SIZE}},
+                order=ORDER_SENTINEL,
+            )
         self.service = k8s.KubeService(
             self,
             "Service",
@@ -406,6 +430,15 @@ class Sentinel(Construct):
             "sentinelCommandTimeout": 1000,
         }
 
+    @property
+    def ioredis_secret_options(self) -> dict[str, SecretKeyRef]:
+        """With the Valkey's ``auth_secret``: which ioredis options to fill from which Secret key,
+        never the value: ``password`` (the primary and replicas) and ``sentinelPassword`` (the
+        Sentinels), both the same key. Mount the key into the client's env (``secretKeyRef``) and
+        set both options from it. Empty without AUTH."""
+        secret = self.auth_secret
+        return {} if secret is None else {"password": secret, "sentinelPassword": secret}
+
     # -- rendering -----------------------------------------------------------------
 
     def _render_template(self) -> str:
@@ -419,7 +452,14 @@ class Sentinel(Construct):
                 "# is the bootstrap one, used only when neither the state nor another Sentinel knows better.",
                 f"port {PORT}",
                 "bind * -::*",
-                "# No AUTH yet (ADR 0005): the Sentinels accept connections from other pods.",
+                *(
+                    [
+                        "# AUTH: sentinel-start.sh adds requirepass, auth-pass and sentinel-pass from the Secret,",
+                        f"# in Sentinel's own file in memory ({RUN_DIR}), never here or on the claim.",
+                    ]
+                    if self.valkey.auth_secret is not None
+                    else ["# No AUTH (ADR 0005): the Sentinels accept connections from other pods."]
+                ),
                 "protected-mode no",
                 f"dir {STATE_DIR}",
                 'logfile ""',
@@ -485,6 +525,7 @@ class Sentinel(Construct):
                 *self._env(),
                 _plain.value_env("VALKEY_SENTINEL_TEMPLATE", f"{MOUNT_PATH}/{TEMPLATE}"),
                 _plain.value_env("VALKEY_PORT", str(PORT)),
+                *self._auth_env(),
             ],
             ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
             resources={
@@ -508,8 +549,21 @@ class Sentinel(Construct):
                 {"name": DATA_VOLUME, "mountPath": DATA_DIR},
                 {"name": VOLUME, "mountPath": MOUNT_PATH, "readOnly": True},
                 {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+                *([{"name": RUN_VOLUME, "mountPath": RUN_DIR}] if self.auth_secret is not None else []),
             ],
         )
+
+    def _auth_env(self) -> list[_plain.JsonObject]:
+        """With AUTH: the password from the Secret (sentinel-start.sh writes it into Sentinel's file
+        in memory and unsets it; the probes' valkey-cli reads REDISCLI_AUTH), and that file."""
+        secret = self.auth_secret
+        if secret is None:
+            return []
+        return [
+            _plain.value_env("VALKEY_SENTINEL_CONFIG", f"{RUN_DIR}/{TEMPLATE}"),
+            _plain.value_env("VALKEY_AUTH_LIB", f"{SCRIPTS_DIR}/{AUTH_LIB}"),
+            *(_plain.secret_env(name, secret.name, secret.key) for name in (PASSWORD_ENV, CLI_PASSWORD_ENV)),
+        ]
 
     def _export(self, exporter: ExporterSidecar) -> None:
         """The ``sentinel-exporter`` container, its Service and ServiceMonitor."""
@@ -521,6 +575,12 @@ class Sentinel(Construct):
             listen_port=EXPORTER_PORT,
             port_name=EXPORTER_PORT_NAME,
             check_keys=False,
+            # With AUTH the Sentinel requires the password too.
+            password_env=(
+                _plain.secret_env(EXPORTER_PASSWORD_ENV, self.auth_secret.name, self.auth_secret.key)
+                if self.auth_secret is not None
+                else None
+            ),
         )
         valkey.pod_model.add_container(container, order=ORDER_SENTINEL_EXPORTER)
         labels = {**valkey.labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}

@@ -76,6 +76,7 @@ STARTUP_BUDGET_FLOOR_SECONDS = 60
 # valkey-server on stdin and then runs the entrypoint. The env names are the tools' own:
 # valkey-cli (the probes) reads REDISCLI_AUTH itself.
 AUTH_SCRIPT = "requirepass.sh"
+AUTH_LIB = "auth-lib.sh"  # the config quoting requirepass.sh and Sentinel's start share
 PASSWORD_ENV = "VALKEY_PASSWORD"
 CLI_PASSWORD_ENV = "REDISCLI_AUTH"
 
@@ -133,8 +134,12 @@ class ValkeyStatefulSet(Construct):
     - with ``network_policy``: ``NetworkPolicy <name>``, port 6379 open to ``allowed_clients``
       only, no egress.
 
-    Other constructs attach to it through :meth:`add_container` and the read-only
-    attributes (``service_name``, ``port``, ``match_labels``, ``url``, ...).
+    It owns its pod as data (:attr:`pod_model`) and its :attr:`topology`, and renders both once,
+    at synth. Other constructs contribute to the pod through the model's public methods (or
+    :meth:`add_container`, :meth:`add_volume`, ...), set another topology
+    (:meth:`set_topology`, as :class:`Sentinel` does) before any option reads it, and wire
+    against the read-only attributes (``service_name``, ``port``, ``match_labels``, ``url``,
+    ``pod_names``, ``claim_names``, ...). None of them edits the rendered JSON.
     """
 
     def __init__(
@@ -205,10 +210,11 @@ class ValkeyStatefulSet(Construct):
             ``SecretKeyRef(name="valkey-auth", key="password")``. The kubelet puts it in the
             container's env; ``requirepass.sh`` hands it to valkey-server on stdin, never on a
             command line, and the probes use it through ``REDISCLI_AUTH``. An ExporterSidecar
-            gets it as ``REDIS_PASSWORD``. The library never creates or embeds a password. The
-            pod restarts when the reference changes, not when the Secret's content does
-            (docs/security.md: rotation). Default: no AUTH (ADR 0005): every client that can
-            reach the Service reads and writes every key.
+            gets it as ``REDIS_PASSWORD``. Under :class:`Sentinel` it is also every replica's
+            ``masterauth`` and the Sentinels' own password (docs/sentinel.md, AUTH). The library
+            never creates or embeds a password. The pod restarts when the reference changes, not
+            when the Secret's content does (docs/security.md: rotation). Default: no AUTH
+            (ADR 0005): every client that can reach the Service reads and writes every key.
         :param network_policy: Render ``NetworkPolicy <name>``: the Valkey pod accepts
             connections only on port 6379 and only from ``allowed_clients``, and opens none
             (Valkey needs no egress; the exporter uses localhost). Policies add up: an
@@ -330,6 +336,7 @@ class ValkeyStatefulSet(Construct):
         }
         if auth_secret is not None:
             scripts[AUTH_SCRIPT] = _scripts.script(AUTH_SCRIPT)
+            scripts[AUTH_LIB] = _scripts.script(AUTH_LIB)
         k8s.KubeConfigMap(
             self,
             "Config",
@@ -349,26 +356,26 @@ class ValkeyStatefulSet(Construct):
             # value in the same key does not (docs/security.md: rotation).
             self._checksum_inputs["auth-secret"] = f"{auth_secret.name}\0{auth_secret.key}"
 
-        # Both Services render their spec at synth, from the topology (and the client Service
-        # from set_client_service_selector).
-        self.headless_service = _plain.RenderedApiObject(
+        # Both Services render from the topology (and the client Service from
+        # set_client_service_selector): here, and again by this construct when either changes.
+        self.headless_service = _plain.api_object(
             self,
             "HeadlessService",
             api_version="v1",
             kind="Service",
             name=self.headless_service_name,
             labels=self.labels,
-            render=self._headless_service_spec,
+            spec=self._headless_service_spec(),
         )
-        self.service = _plain.RenderedApiObject(
+        self.service = _plain.api_object(
             self,
             "Service",
             api_version="v1",
             kind="Service",
             name=self.service_name,
             labels=self.labels,
-            annotations=self._service_annotations or None,
-            render=self._client_service_spec,
+            annotations=self._service_annotations,
+            spec=self._client_service_spec(),
         )
         self.claim = self._claim("Data", self.claim_name)
         self.claims: list[k8s.KubePersistentVolumeClaim] = [self.claim]
@@ -502,6 +509,7 @@ class ValkeyStatefulSet(Construct):
             self.statefulset.add_dependency(claim)
         if client_note is not None and not self._client_selector_set:
             self.service.metadata.add_annotation(CLIENTS_ANNOTATION, client_note)
+        self._render_services()
 
     def set_client_service_selector(self, selector: Mapping[str, str] | None, *, note: str | None = None) -> None:
         """Point the client Service ``<name>`` at other pods (a primary endpoint such as HAProxy),
@@ -517,6 +525,7 @@ class ValkeyStatefulSet(Construct):
         self._client_selector_set = True
         if note is not None:
             self.service.metadata.add_annotation(CLIENTS_ANNOTATION, note)
+        self._render_services()
 
     def add_claim_labels(self, labels: Mapping[str, str]) -> None:
         """Label every data claim of the topology (a backup schedule's group, ...). Reads the
@@ -584,6 +593,11 @@ class ValkeyStatefulSet(Construct):
 
     def _service_port(self) -> _plain.JsonObject:
         return {"name": "valkey", "port": self.port, "targetPort": "valkey", "protocol": "TCP"}
+
+    def _render_services(self) -> None:
+        """Render both Services' spec again (one JSON patch each replaces the whole ``spec``)."""
+        _plain.set_spec(self.headless_service, self._headless_service_spec())
+        _plain.set_spec(self.service, self._client_service_spec())
 
     def _headless_service_spec(self) -> _plain.JsonObject:
         return {

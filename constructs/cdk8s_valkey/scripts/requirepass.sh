@@ -1,6 +1,6 @@
 #!/bin/sh
-# Valkey container entrypoint when AUTH is on: hand the password to valkey-server as a
-# `requirepass` line on its stdin, then run entrypoint.sh (maxmemory from the cgroup), which
+# Valkey container entrypoint when AUTH is on: hand the password to valkey-server as
+# `requirepass` and `masterauth` lines on its stdin, then run entrypoint.sh (maxmemory from the cgroup), which
 # execs valkey-server with our arguments and a final `-`: "read more config from stdin".
 # Runs as `sh /scripts/requirepass.sh [extra valkey-server args]`.
 #
@@ -35,43 +35,18 @@ if [ -z "$password" ]; then
     exit 64
 fi
 
-# replace_all VALUE CHAR REPLACEMENT: VALUE with every CHAR replaced, in `replaced`.
-# Builtins only: the password is never an argument of another program.
-replace_all() {
-    rest=$1
-    replaced=
-    while :; do
-        case $rest in
-            *"$2"*)
-                replaced=$replaced${rest%%"$2"*}$3
-                rest=${rest#*"$2"}
-                ;;
-            *)
-                replaced=$replaced$rest
-                return 0
-                ;;
-        esac
-    done
-}
-
-# valkey.conf quoting: inside double quotes, \\ \" \n \r are escapes and every other byte is
-# taken as it is (spaces, ' and $ included). Backslashes first, so that no escape we add is
-# escaped again. A raw newline would end the config line: it becomes \n.
-nl='
-'
-cr=$(printf '\r')
-replace_all "$password" "\\" "\\\\"
-replace_all "$replaced" '"' "\\\""
-replace_all "$replaced" "$nl" "\\n"
-replace_all "$replaced" "$cr" "\\r"
-quoted=$replaced
-
 case $0 in
     */*) here=${0%/*} ;;
     *) here=. ;;
 esac
+# shellcheck source=auth-lib.sh
+. "$here/auth-lib.sh"
+conf_quote "$password"
 
-log "AUTH required (requirepass from VALKEY_PASSWORD, on stdin)"
+# masterauth: the same password, which a replica (Sentinel topology) gives its primary. Unused
+# while this node replicates from nobody.
+log "AUTH required (requirepass and masterauth from VALKEY_PASSWORD, on stdin)"
 exec sh "$here/entrypoint.sh" "$@" - <<EOF
 requirepass "$quoted"
+masterauth "$quoted"
 EOF

@@ -191,3 +191,28 @@ read_state() {
     done <"$state_file"
     [ -n "$state_host" ] && is_uint "$state_port"
 }
+
+# state_lines CONFIG: the lines of a Sentinel configuration that a start reads back (the monitored
+# primary, and the runtime state of $master_name: myid, epochs, known replicas and Sentinels), on
+# stdout. Nothing else: with AUTH, Sentinel's own file holds the passwords (requirepass,
+# auth-pass, sentinel-pass, the ACL hash), which must stay off the data claim.
+state_lines() {
+    while read -r word1 word2 word3 rest; do
+        if [ "$word1" != sentinel ]; then
+            continue
+        fi
+        case $word2 in
+            myid | current-epoch) echo "sentinel $word2 $word3" ;;
+            monitor | config-epoch | leader-epoch | known-replica | known-sentinel)
+                if [ "$word3" = "$master_name" ]; then
+                    echo "sentinel $word2 $word3 $rest"
+                fi
+                ;;
+        esac
+    done <"$1"
+}
+
+# save_state LINES: write LINES to $state_file, atomically (a new file, then a rename).
+save_state() {
+    mkdir -p -- "${state_file%/*}" && printf '%s\n' "$1" >"$state_file.new" && mv -f -- "$state_file.new" "$state_file"
+}

@@ -15,10 +15,22 @@
 #   VALKEY_SENTINEL_SEED_WAIT_SECONDS, else VALKEY_BOOTSTRAP_PRIMARY;
 # - this pod's identity: port, announce-ip (its host name) and announce-port.
 #
+# With AUTH (VALKEY_PASSWORD set, from the Secret): the same password is this Sentinel's
+# `requirepass`, the `auth-pass` it gives the nodes it monitors and the `sentinel-pass` it gives
+# the other Sentinels. Sentinel rewrites its file with them in plain text, so with AUTH that file
+# is VALKEY_SENTINEL_CONFIG, on a memory volume, written with umask 077 (mode 0600, which the
+# rewrites keep); sentinel-persist.sh copies the state, without the secrets, to
+# VALKEY_SENTINEL_STATE on the claim. The password is never on a command line or printed:
+# VALKEY_PASSWORD and REDISCLI_AUTH (which valkey-cli reads to ask the other Sentinels) are unset
+# before the exec, so neither is in the environment of valkey-server or of the copy loop.
+#
 # Environment: that of sentinel-lib.sh, and
 #   VALKEY_SENTINEL_TEMPLATE           the template (default /sentinel/sentinel.conf)
 #   VALKEY_SENTINEL_PORT               Sentinel's port (default 26379)
 #   VALKEY_SENTINEL_SEED_WAIT_SECONDS  how long a first start asks the others (default 5)
+#   VALKEY_PASSWORD                    AUTH: the password (optional; when set, also REDISCLI_AUTH)
+#   VALKEY_SENTINEL_CONFIG             AUTH: Sentinel's own file, on a memory volume (required then)
+#   VALKEY_AUTH_LIB                    AUTH: auth-lib.sh (default /scripts/auth-lib.sh)
 # Exit codes: 64 usage or invalid environment, 1 cannot write the state; otherwise valkey-server's.
 set -eu
 
@@ -51,6 +63,30 @@ if ! is_uint "$quorum"; then
     exit 64
 fi
 
+config=$state_file
+password=
+if [ -n "${VALKEY_PASSWORD+set}" ]; then
+    password=$VALKEY_PASSWORD
+    unset VALKEY_PASSWORD
+    if [ -z "$password" ]; then
+        log "VALKEY_PASSWORD is empty: put a non-empty password in the Secret key"
+        exit 64
+    fi
+    config=${VALKEY_SENTINEL_CONFIG-}
+    case $config in
+        /*) ;;
+        *) invalid_env VALKEY_SENTINEL_CONFIG "$config" "an absolute path on a memory volume (the file holds the password)" ;;
+    esac
+    # In the Valkey's scripts ConfigMap (/scripts), beside requirepass.sh, which shares it.
+    # shellcheck source=/dev/null
+    . "${VALKEY_AUTH_LIB:-/scripts/auth-lib.sh}"
+    umask 077
+    # This container restarted within the pod: its memory volume holds Sentinel's latest state.
+    if [ -r "$config" ] && lines=$(state_lines "$config") && [ -n "$lines" ]; then
+        save_state "$lines"
+    fi
+fi
+
 if read_state; then
     host=$state_host port=$state_port epoch=
     why="kept from $state_file (config-epoch $state_epoch)"
@@ -79,7 +115,7 @@ if ! mkdir -p -- "$state_dir" || [ ! -w "$state_dir" ]; then
     log "cannot write $state_dir for uid $(id -u): check the data volume and the pod's fsGroup"
     exit 1
 fi
-new=$state_file.new
+new=$config.new
 {
     # The template's lines, with the monitored primary and this pod's port put in.
     while IFS= read -r line; do
@@ -116,8 +152,21 @@ EOF
             esac
         done <"$state_file"
     fi
+    if [ -n "$password" ]; then
+        conf_quote "$password"
+        printf 'requirepass "%s"\n' "$quoted"
+        printf 'sentinel auth-pass %s "%s"\n' "$master_name" "$quoted"
+        printf 'sentinel sentinel-pass "%s"\n' "$quoted"
+    fi
 } >"$new"
-mv -f -- "$new" "$state_file"
+mv -f -- "$new" "$config"
 
+if [ -n "$password" ]; then
+    save_state "$(state_lines "$config")"
+    unset REDISCLI_AUTH
+    password='' quoted=''
+    sh "$here/sentinel-persist.sh" "$config" "$$" &
+    log "AUTH required (requirepass, auth-pass and sentinel-pass from VALKEY_PASSWORD, in $config)"
+fi
 log "monitoring $master_name at $host:$port, quorum $quorum ($why)"
-exec valkey-server "$state_file" --sentinel "$@"
+exec valkey-server "$config" --sentinel "$@"
