@@ -14,9 +14,9 @@ SCAN_VENV := .venv-checkov
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Debian packages the tests run for real: promtool and Prometheus, redis_exporter,
-# redis-benchmark (bench/), shellcheck.
-APT_PACKAGES := prometheus prometheus-redis-exporter redis-tools shellcheck
-APT_BINARIES := promtool prometheus prometheus-redis-exporter redis-benchmark shellcheck
+# redis-benchmark (bench/), shellcheck, haproxy (the primary endpoint).
+APT_PACKAGES := prometheus prometheus-redis-exporter redis-tools shellcheck haproxy
+APT_BINARIES := promtool prometheus prometheus-redis-exporter redis-benchmark shellcheck haproxy
 
 # CRD bindings: one `module:=file` pair per CRD, the file read from CRDS_DIR. Each module is
 # written to IMPORTS_DIR/<module>; the package sees imports/ through the symlink

@@ -15,4 +15,5 @@ BENCHMARKS: dict[str, str] = {
     "bullmq": "bench.bullmq",
     "restart": "bench.restart",
     "memory": "bench.memory",
+    "endpoint": "bench.endpoint",
 }

@@ -18,7 +18,7 @@ from harness.paths import REPO
 
 pytestmark = pytest.mark.root
 
-BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory"]
+BENCHMARKS = ["synth", "throughput", "bullmq", "restart", "memory", "endpoint"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

@@ -8,6 +8,7 @@ from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_model import ContainerModel, PodModel
 from .pod_options import PodOptions
+from .primary_endpoint import PrimaryEndpoint, PrimaryEndpointOptions
 from .sentinel import Sentinel, SentinelOptions
 from .sentinel_alerts import SentinelAlertOptions, SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
@@ -28,6 +29,8 @@ __all__ = [
     "ExporterSidecar",
     "PodModel",
     "PodOptions",
+    "PrimaryEndpoint",
+    "PrimaryEndpointOptions",
     "RecurringJobSchedule",
     "SecretKeyRef",
     "Sentinel",

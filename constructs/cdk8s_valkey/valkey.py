@@ -16,6 +16,7 @@ from .backups import BackupOptions, Backups
 from .dashboard import Dashboard, DashboardOptions
 from .exporter_sidecar import ExporterOptions, ExporterSidecar
 from .pod_options import PodOptions
+from .primary_endpoint import PrimaryEndpoint, PrimaryEndpointOptions
 from .sentinel import Sentinel, SentinelOptions
 from .sentinel_alerts import SentinelAlerts
 from .smoke_check import SmokeCheck, SmokeCheckOptions
@@ -69,6 +70,7 @@ class Valkey(Construct):
         backups: BackupOptions | None = None,
         smoke_check: SmokeCheckOptions | None = None,
         sentinel: SentinelOptions | None = None,
+        primary_endpoint: PrimaryEndpointOptions | bool = True,
         **server: Unpack[ValkeyProps],
     ) -> None:
         """
@@ -91,6 +93,11 @@ class Valkey(Construct):
             then connect through the Sentinels (``sentinel_hosts``, ``sentinel_port``,
             ``master_name``); the ``smoke_check`` then checks the primary, the replicas and the
             Sentinels. Default: none, the single replica of ADR 0005.
+        :param primary_endpoint: With ``sentinel``: the client Service ``<name>`` follows the
+            current primary through HAProxy, for clients that cannot speak Sentinel (see
+            :class:`PrimaryEndpoint`), with these options; ``False`` renders none, and the
+            Service has no endpoints. Only with ``sentinel``. Default: ``True``, with
+            ``PrimaryEndpointOptions()``.
         :param server: The :class:`ValkeyStatefulSet` props, as keywords (``memory_limit=...``).
             ``name`` defaults to this construct's id.
         """
@@ -106,6 +113,15 @@ class Valkey(Construct):
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         if sentinel is not None:
             check_instance("sentinel", sentinel, SentinelOptions, "a SentinelOptions(...)")
+        if not isinstance(primary_endpoint, bool):
+            check_instance(
+                "primary_endpoint", primary_endpoint, PrimaryEndpointOptions, "a PrimaryEndpointOptions(...)"
+            )
+            if sentinel is None:
+                raise ValueError(
+                    "primary_endpoint: it follows the primary of a Sentinel topology; set sentinel=SentinelOptions() "
+                    "or leave primary_endpoint out (the single Valkey's client Service already selects it)"
+                )
         super().__init__(scope, id)
         # Same id as ours, so that the name defaults to it and errors about the id stay true.
         self.server = ValkeyStatefulSet(self, id, **server)
@@ -114,6 +130,10 @@ class Valkey(Construct):
         self.sentinel: Sentinel | None = None
         if sentinel is not None:
             self.sentinel = Sentinel(self, "Sentinel", valkey=self.server, exporter=self.exporter, options=sentinel)
+        self.primary_endpoint: PrimaryEndpoint | None = None
+        if self.sentinel is not None and primary_endpoint is not False:
+            options = primary_endpoint if isinstance(primary_endpoint, PrimaryEndpointOptions) else None
+            self.primary_endpoint = PrimaryEndpoint(self, "PrimaryEndpoint", sentinel=self.sentinel, options=options)
         self.dashboard: Dashboard | None = None
         if dashboard is not None:
             self.dashboard = Dashboard(
