@@ -34,6 +34,8 @@ class Options:
 
     quick: bool
     out: Path
+    # synth, full mode: also time the whole test suite (--no-suite leaves it out)
+    suite: bool = True
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -46,7 +48,11 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 def command_line(name: str, opts: Options) -> str:
     """The one command that reproduces a benchmark's figures."""
-    return f".venv/bin/python -m bench {name}" + (" --quick" if opts.quick else "")
+    return (
+        f".venv/bin/python -m bench {name}"
+        + (" --quick" if opts.quick else "")
+        + (" --no-suite" if name == "synth" and not opts.suite else "")
+    )
 
 
 # --- the machine -------------------------------------------------------------------------------
@@ -77,9 +83,18 @@ def _tool_version(argv: Sequence[str]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
 
 
+def git_commit() -> str:
+    """The checkout's commit (short), with ``+dirty`` when the work tree differs from it."""
+    head = run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=False).stdout.strip() or "unknown"
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, check=False).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
-    """Cores, memory and load of this machine, recorded with every figure."""
+    """Cores, memory and load of this machine, the date and the commit, recorded with every figure."""
     return {
+        "started_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": git_commit(),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": _cpu_model(),
         "mem_total_gib": round(_meminfo_bytes("MemTotal") / GIB, 1),
@@ -91,8 +106,9 @@ def machine() -> dict[str, Any]:
 
 
 def machine_line(m: Mapping[str, Any]) -> str:
+    when = f"{m['started_utc']}, commit {m['commit']}, " if "started_utc" in m else ""
     return (
-        f"{m['nproc']} cores ({m['cpu']}), {m['mem_total_gib']} GiB RAM "
+        f"{when}{m['nproc']} cores ({m['cpu']}), {m['mem_total_gib']} GiB RAM "
         f"({m['mem_available_gib']} GiB available), load {m['loadavg_1m']} at start, "
         f"Linux {m['kernel']}, Python {m['python']}"
     )

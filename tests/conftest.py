@@ -1,4 +1,5 @@
-"""Shared fixtures: real binaries, free loopback ports, fresh charts."""
+"""Shared fixtures: real binaries, free loopback ports, fresh charts; and the rule that a test
+that cannot run fails: every skip is reported as a failure (hooks at the end of this file)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,50 @@ def yaml_snapshot(snapshot: Any) -> Any:
     from harness.synth import YamlSnapshot
 
     return snapshot.use_extension(YamlSnapshot)
+
+
+# -- a skip is a failure ----------------------------------------------------------------------
+# A test that cannot run (a missing tool, CRD or schema directory, no root) would otherwise show
+# as "s" in a green run, and CI would pass without having checked anything. Every skip, from
+# pytest.skip(), a skip/skipif mark or importorskip, in a test, a fixture or at module level,
+# becomes a failure that keeps the skip's reason (the reasons here name what is missing and
+# where). xfail is not a skip and keeps working. tests/test_ci_no_skips.py proves this.
+
+SKIP_IS_FAILURE = "skipped, and a test that cannot run fails in this project"
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, lineno, "Skipped: reason")
+        path, lineno, message = longrepr
+        return f"{message} ({path}:{lineno + 1 if isinstance(lineno, int) else lineno})"
+    return str(longrepr)
+
+
+def _fail_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    report.longrepr = f"{SKIP_IS_FAILURE}: {_skip_reason(report)}"
+    report.outcome = "failed"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped:  # pytest.skip(allow_module_level=True), importorskip at module level
+        _fail_skip(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Last line of defence: a skip that reached the summary anyway fails the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = [r for r in (reporter.stats.get("skipped", []) if reporter else []) if not hasattr(r, "wasxfail")]
+    if skipped and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

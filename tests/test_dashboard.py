@@ -342,7 +342,7 @@ def test_container_limit_comes_from_kube_state_metrics_else_from_maxmemory(tmp_p
         {"input_series": with_ksm, "promql_expr_test": [{"expr": limit, "eval_time": "1m", "exp_samples": [
             {"labels": '{namespace="apps",pod="valkey-0"}', "value": 1073741824}]}]},
         {"input_series": series, "promql_expr_test": [{"expr": limit, "eval_time": "1m", "exp_samples": [
-            {"labels": '{namespace="apps",pod="valkey-0"}', "value": 429496729 / 0.8}]}]},
+            {"labels": '{namespace="apps",pod="valkey-0"}', "value": 429496729 / 0.7}]}]},
     ]  # fmt: skip
     path = tmp_path / "limit.test.yaml"
     path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": tests}))

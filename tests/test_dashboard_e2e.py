@@ -205,8 +205,9 @@ def test_every_panel_query_returns_data_from_the_real_exporter(stack: Stack) -> 
     assert table["Restarts in range"] == {"restarts": 0}
     limit = stack.dashboard.valkey.memory_limit.to_kibibytes() * 1024
     memory = table["Memory: used, RSS, maxmemory and container limit"]
-    assert memory["maxmemory"] == limit * 80 // 100  # the entrypoint's fallback: no cgroup here
-    # No kube-state-metrics here: the limit is maxmemory / 80 %, within the entrypoint's rounding.
+    percent = stack.dashboard.valkey.maxmemory_percent
+    assert memory["maxmemory"] == limit * percent // 100  # the entrypoint's fallback: no cgroup here
+    # No kube-state-metrics here: the limit is maxmemory / ratio, within the entrypoint's rounding.
     assert abs(memory["container limit"] - limit) < 2
     assert 0 < table["RSS of container limit"]["of container limit"] < 0.2
     assert 0 < table["Used of maxmemory"]["of maxmemory"] < 0.1

@@ -135,7 +135,11 @@ def test_resources_and_image_overrides() -> None:
 def test_metrics_service() -> None:
     service = find(rendered(), "Service", "valkey-metrics")
     assert service["metadata"]["namespace"] == "apps"
-    assert service["metadata"]["labels"] == {**VALKEY_LABELS, "app.kubernetes.io/component": "metrics"}
+    assert service["metadata"]["labels"] == {
+        **VALKEY_LABELS,
+        "app.kubernetes.io/component": "metrics",
+        "valkey.cdk8s.io/instance": "valkey",  # what the ServiceMonitor selects (Argo CD rewrites instance)
+    }
     assert service["spec"] == {
         "type": "ClusterIP",
         "selector": {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": "valkey"},
@@ -157,7 +161,7 @@ def test_service_monitor() -> None:
         "selector": {
             "matchLabels": {
                 "app.kubernetes.io/name": "valkey",
-                "app.kubernetes.io/instance": "valkey",
+                "valkey.cdk8s.io/instance": "valkey",
                 "app.kubernetes.io/component": "metrics",
             }
         },
@@ -230,9 +234,11 @@ def test_named_valkey() -> None:
     assert exporter.metrics_service_name == "sessions-metrics"
     assert find(objs, "Service", "sessions-metrics")["spec"]["selector"] == valkey.match_labels
     assert find(objs, "ServiceMonitor", "sessions")["spec"]["selector"]["matchLabels"] == {
-        **valkey.match_labels,
+        "app.kubernetes.io/name": "valkey",
+        "valkey.cdk8s.io/instance": "sessions",
         "app.kubernetes.io/component": "metrics",
     }
+    assert find(objs, "Service", "sessions-metrics")["metadata"]["labels"]["valkey.cdk8s.io/instance"] == "sessions"
 
 
 def test_second_exporter_on_the_same_valkey_raises() -> None:

@@ -124,8 +124,9 @@ def test_memory_cgroup_holds_the_container_and_is_removed(tmp_path: Path, valkey
         pod.start()
         pod.wait_ready(timeout=15)
         assert pod.pid in group.pids()
-        assert f"(80% of {128 << 20}, cgroup v{group.version} {group.limit_file}" in pod.logs()
-        assert pod.client().config_get("maxmemory")["maxmemory"] == str((128 << 20) * 80 // 100)
+        percent = int(pod.env["VALKEY_MAXMEMORY_PERCENT"])  # the rendered maxmemory_ratio
+        assert f"({percent}% of {128 << 20}, cgroup v{group.version} {group.limit_file}" in pod.logs()
+        assert pod.client().config_get("maxmemory")["maxmemory"] == str((128 << 20) * percent // 100)
         assert group.oom_kill_count == 0 and group.max_usage_in_bytes > 0 and group.anon_bytes > 0
         # Removing the group kills what is left inside it.
         group.remove()

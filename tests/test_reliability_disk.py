@@ -4,9 +4,12 @@ real Prometheus loaded with the rendered rules (as in ``test_alerts_e2e.py``: ev
 shortened to 2s, scrapes and evaluations every second).
 
 The filesystem is ext4 on a loop device, a block volume as Longhorn gives one, made with
-``mkfs.ext4 -m 0`` (no blocks reserved for root, so the figures are the pod user's). Where loop
-devices are missing it falls back to a ``tmpfs`` mounted with ``size=``; where nothing can be
-mounted (not root) the tests skip and say so. The volume fills when a ballast file takes every
+``mkfs.ext4 -m 0`` (no blocks reserved for root, so the figures are the pod user's). The rig
+asserts it from ``/proc/mounts`` (the mount point's source is a ``/dev/loop*`` device and its type
+``ext4``), and every test asserts it again. There is no fallback: a ``tmpfs`` fails differently
+(its pages are memory, its ENOSPC comes from the size option) and would prove something else, so
+where no loop device can be mounted (not root, no loop devices) the tests fail and say why.
+The volume fills when a ballast file takes every
 free block, and is freed when the ballast goes: growing the ext4 online (what Longhorn's
 expansion does) is refused here (``resize2fs``: permission denied on the resize ioctl), and what
 Valkey sees is the same, its write() failing and then succeeding.
@@ -57,7 +60,7 @@ VOLUME_BYTES = 32 << 20
 VALUE = b"v" * 100
 BATCH = 10  # SETs per pipeline; one pipeline every 10 ms: about 1000 SET/s, 150 KB/s of AOF
 MISCONF = "MISCONF Errors writing to the AOF file: No space left on device"
-BUDGET_SECONDS = 60
+BUDGET_SECONDS = 180  # the writer's bound (a shared machine may be slow); never asserted
 
 
 # -- the size-limited volume -------------------------------------------------------------
@@ -67,35 +70,57 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
 
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/mounts."""
+
+    source: str
+    mount_point: str
+    fstype: str
+
+
+def mount_entry(mount_point: Path) -> MountEntry:
+    """The last /proc/mounts line whose mount point is ``mount_point`` (the one on top)."""
+    target = os.path.realpath(mount_point)
+    entries = [
+        MountEntry(source=parts[0], mount_point=parts[1].replace("\\040", " "), fstype=parts[2])
+        for parts in (line.split() for line in Path("/proc/mounts").read_text(encoding="utf-8").splitlines())
+    ]
+    on_top = [entry for entry in entries if entry.mount_point == target]
+    assert on_top, f"{target} is not a mount point (/proc/mounts)"
+    return on_top[-1]
+
+
+def assert_ext4_on_loop(mount_point: Path) -> MountEntry:
+    """The volume under test really is ext4 on a loop device, as /proc/mounts says."""
+    entry = mount_entry(mount_point)
+    assert entry.fstype == "ext4", f"{mount_point} is {entry.fstype}, not ext4: {entry}"
+    assert re.fullmatch(r"/dev/loop\d+", entry.source), f"{mount_point} is not on a loop device: {entry}"
+    assert filesystem_type(mount_point) == "ext4"
+    return entry
+
+
 @contextlib.contextmanager
-def size_limited_mount(mount_point: Path, scratch: Path) -> Iterator[str]:
-    """Mount a VOLUME_BYTES filesystem at mount_point: ext4 on a loop device, else tmpfs.
-    Yields its type; unmounts on exit, also after a failure (lazily if still busy)."""
+def size_limited_mount(mount_point: Path, scratch: Path) -> Iterator[MountEntry]:
+    """Mount a VOLUME_BYTES ext4 filesystem on a loop device at mount_point; yields its
+    /proc/mounts entry. Fails (never skips, never falls back to tmpfs) when that cannot be done.
+    Unmounts on exit, also after a failure (lazily if still busy)."""
     mount_point.mkdir(parents=True, exist_ok=True)
     image = scratch / "data.ext4"
-    attempts: list[str] = []
-    mounted = ""
-    mkfs = _run("truncate", "-s", str(VOLUME_BYTES), str(image))
-    if mkfs.returncode == 0:
-        mkfs = _run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
-    if mkfs.returncode == 0:
-        result = _run("mount", "-o", "loop", str(image), str(mount_point))
-        mounted = "ext4" if result.returncode == 0 else ""
-        attempts.append(f"ext4 on a loop device: {result.stderr.strip()}")
-    else:
-        attempts.append(f"mkfs.ext4: {mkfs.stderr.strip()}")
-    if not mounted:
-        result = _run("mount", "-t", "tmpfs", "-o", f"size={VOLUME_BYTES},mode=0755", "tmpfs", str(mount_point))
-        mounted = "tmpfs" if result.returncode == 0 else ""
-        attempts.append(f"tmpfs size={VOLUME_BYTES}: {result.stderr.strip()}")
-    if not mounted:
-        pytest.skip(
-            "cannot mount a size-limited filesystem for /data (needs root, and loop devices or tmpfs "
-            f"mounts): {'; '.join(attempts)}"
+    made = _run("truncate", "-s", str(VOLUME_BYTES), str(image))
+    if made.returncode == 0:
+        made = _run("mkfs.ext4", "-q", "-F", "-m", "0", str(image))
+    if made.returncode != 0:
+        pytest.fail(f"cannot make the ext4 image {image}: {made.stderr.strip()}")
+    mounted = _run("mount", "-o", "loop", str(image), str(mount_point))
+    if mounted.returncode != 0:
+        image.unlink(missing_ok=True)
+        pytest.fail(
+            f"cannot mount an ext4 image on a loop device at {mount_point} (needs root and loop devices): "
+            f"{mounted.stderr.strip()}"
         )
     try:
-        assert filesystem_type(mount_point) == mounted
-        yield mounted
+        yield assert_ext4_on_loop(mount_point)
     finally:
         if _run("umount", str(mount_point)).returncode != 0:
             _run("umount", "-l", str(mount_point))
@@ -185,7 +210,7 @@ class Rig:
     pod: PodRunner
     alerts: Alerts
     objects: list[dict[str, Any]]
-    fstype: str
+    mount: MountEntry
 
 
 @pytest.fixture
@@ -205,10 +230,10 @@ def rig(tmp_path: Path, valkey_bin_dir: Path) -> Iterator[Rig]:
     alerts = Alerts(chart, "alerts", valkey=valkey_sts, exporter=exporter)
     objs = objects(chart)
     pod = PodRunner(objs, workdir=tmp_path / "pod", bin_dir=valkey_bin_dir)
-    with size_limited_mount(pod.data_dir, tmp_path) as fstype, pod:
+    with size_limited_mount(pod.data_dir, tmp_path) as mount, pod:
         pod.start()
         pod.wait_ready(timeout=15)
-        yield Rig(pod=pod, alerts=alerts, objects=objs, fstype=fstype)
+        yield Rig(pod=pod, alerts=alerts, objects=objs, mount=mount)
 
 
 # -- tests -------------------------------------------------------------------------------
@@ -218,6 +243,7 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
     started = time.monotonic()
     pod, alerts = rig.pod, rig.alerts
     objs = rig.objects
+    assert assert_ext4_on_loop(pod.data_dir) == rig.mount
     labels = service_monitor_labels(objs, alerts.exporter)
     rules_path = tmp_path / "valkey.rules.yaml"
     rules_path.write_text(yaml.safe_dump(_rules_with_short_for(find(objs, "PrometheusRule")), sort_keys=False))
@@ -315,7 +341,8 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
     assert restarted.dbsize() == len(acked)
 
     figures = {
-        "filesystem": rig.fstype,
+        "filesystem": rig.mount.fstype,
+        "device": rig.mount.source,
         "volume_bytes": VOLUME_BYTES,
         "writes_acknowledged": len(acked),
         "writes_refused": len(refused),
@@ -334,9 +361,8 @@ def test_full_volume_refuses_writes_keeps_reads_alerts_and_resumes(rig: Rig, tmp
         "lost_after_restart": len(lost),
         "refused_but_present_after_restart": len(applied_refused),
     }
+    figures["test_seconds"] = round(time.monotonic() - started, 1)  # recorded, not asserted: the machine is shared
     publish_results("full-disk", figures, tmp_dir=results_dir)
-    elapsed = time.monotonic() - started
-    assert elapsed < BUDGET_SECONDS, f"took {elapsed:.1f}s"
 
 
 def test_shutdown_while_the_aof_write_fails_drops_acknowledged_writes(rig: Rig, results_dir: Path) -> None:
@@ -344,6 +370,7 @@ def test_shutdown_while_the_aof_write_fails_drops_acknowledged_writes(rig: Rig, 
     them in its AOF buffer to retry), and a SIGTERM then exits 0 without them. This is why the
     probes pass on MISCONF and the runbook says: free space first, never restart while full."""
     pod = rig.pod
+    assert assert_ext4_on_loop(pod.data_dir) == rig.mount
     client = pod.client()
     before = [f"before:{i}" for i in range(100)]
     client.mset(dict.fromkeys(before, "v"))
@@ -369,7 +396,8 @@ def test_shutdown_while_the_aof_write_fails_drops_acknowledged_writes(rig: Rig, 
     assert restarted.exists(*before) == len(before)
     survived = restarted.exists(*acked)
     figures = {
-        "filesystem": rig.fstype,
+        "filesystem": rig.mount.fstype,
+        "device": rig.mount.source,
         "acknowledged_while_aof_write_failing": len(acked),
         "aof_buffer_length": buffered,
         "shutdown_exit_code": 0,
@@ -379,3 +407,17 @@ def test_shutdown_while_the_aof_write_fails_drops_acknowledged_writes(rig: Rig, 
     # Observed with Valkey 8.1.8: every one of them is gone. If a release flushes or refuses to
     # exit instead, this fails: then revisit the probes and the runbook.
     assert survived == 0
+
+
+def test_the_rig_check_refuses_a_tmpfs(tmp_path: Path) -> None:
+    """The check the tests rely on tells a tmpfs (the old fallback) from ext4 on a loop device."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    mounted = _run("mount", "-t", "tmpfs", "-o", f"size={VOLUME_BYTES}", "tmpfs", str(mount_point))
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        with pytest.raises(AssertionError, match="is tmpfs, not ext4"):
+            assert_ext4_on_loop(mount_point)
+    finally:
+        if _run("umount", str(mount_point)).returncode != 0:
+            _run("umount", "-l", str(mount_point))

@@ -82,7 +82,7 @@ MATRIX: list[tuple[str, dict[str, Any], dict[str, Any], Verdict]] = [
     ("scrape_interval 30s -> 60s", {}, {"scrape_interval": ("s", 60)}, SAFE),
     ("scrape_interval 30s -> 10s (exporter timeout follows)", {}, {"scrape_interval": ("s", 10)}, RESTARTS),
     ("cpu_request", {}, {"cpu_request": ("m", 250)}, RESTARTS),
-    ("maxmemory_ratio 0.8 -> 0.7", {}, {"maxmemory_ratio": 0.7}, RESTARTS),
+    ("maxmemory_ratio 0.7 -> 0.6", {}, {"maxmemory_ratio": 0.6}, RESTARTS),
     ("startup_budget", {}, {"startup_budget": ("s", 300)}, RESTARTS),
     ("exporter_memory_limit", {}, {"exporter_memory_limit": ("Mi", 128)}, RESTARTS),
     # Not in the docs: flagged, with the procedure or the guard's refusal.

@@ -141,8 +141,8 @@ def test_valkey_container() -> None:
     assert env(ctr) == {
         "VALKEY_CONFIG_FILE": "/etc/valkey/valkey.conf",
         "VALKEY_DATA_DIR": "/data",
-        "VALKEY_MAXMEMORY_PERCENT": "80",
-        "VALKEY_MAXMEMORY_FALLBACK_BYTES": "429496729",
+        "VALKEY_MAXMEMORY_PERCENT": "70",
+        "VALKEY_MAXMEMORY_FALLBACK_BYTES": "375809638",
         "VALKEY_MIN_MAXMEMORY_BYTES": "16777216",
         "POD_NAME": "{'fieldRef': {'fieldPath': 'metadata.name'}}",
         "VALKEY_POD_DOMAIN": "valkey-headless.apps.svc",

@@ -143,11 +143,11 @@ def test_script_environment() -> None:
     assert env(objects(chart)) == {
         "VALKEY_HOST": "valkey",
         "VALKEY_PORT": "6379",
-        "SMOKE_EXPECTED_MAXMEMORY_BYTES": "429496729",
+        "SMOKE_EXPECTED_MAXMEMORY_BYTES": "375809638",
         "SMOKE_WAIT_SECONDS": "60",
         "SMOKE_TIMEOUT_SECONDS": "5",
     }
-    assert smoke.expected_maxmemory_bytes == 512 * 2**20 * 80 // 100
+    assert smoke.expected_maxmemory_bytes == 512 * 2**20 * 70 // 100
 
 
 def test_auth_comes_from_the_valkey_secret_key() -> None:

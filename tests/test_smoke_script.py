@@ -47,7 +47,7 @@ PASSWORD = "smoke-test-password"
 # Deliberately not a whole number of 4 KiB pages: the kernel rounds the cgroup limit down to
 # pages, and the expected maxmemory must follow (65536 KiB + 1 KiB -> 16384 pages).
 MEMORY_LIMIT = cdk8s.Size.kibibytes(64 * 1024 + 1)
-EXPECTED_MAXMEMORY = 16384 * 4096 * 80 // 100
+EXPECTED_MAXMEMORY = 16384 * 4096 * 70 // 100  # the default maxmemory_ratio, 0.7
 
 
 # -- running the rendered Job ---------------------------------------------------------------

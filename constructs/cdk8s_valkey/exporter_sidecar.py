@@ -49,6 +49,18 @@ COMPONENT = "metrics"
 PASSWORD_ENV = "REDIS_PASSWORD"
 # The label every namespace carries with its own name (Kubernetes >= 1.22).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# A label of this library's own on the metrics Services, with the Valkey's name: the
+# ServiceMonitors select by it. Not app.kubernetes.io/instance: Argo CD before 3.0 tracks
+# applications by that label and overwrites it with the Application's name on every object it
+# applies (docs/operations.md, "Argo CD's tracking label").
+INSTANCE_LABEL = "valkey.cdk8s.io/instance"
+
+
+def metrics_selector(valkey: ValkeyStatefulSet, component: str) -> dict[str, str]:
+    """The labels a ServiceMonitor selects a metrics Service of ``valkey`` by: none that a GitOps
+    tool rewrites."""
+    return {"app.kubernetes.io/name": "valkey", INSTANCE_LABEL: valkey.name, "app.kubernetes.io/component": component}
+
 
 # BullMQ keys whose size is exported per queue (LLEN for lists, ZCARD for sorted sets,
 # 0 while the key does not exist): the jobs waiting to run (wait, paused, prioritized),
@@ -237,7 +249,9 @@ class ExporterSidecar(Construct):
         self.service = k8s.KubeService(
             self,
             "Service",
-            metadata=k8s.ObjectMeta(name=self.metrics_service_name, labels=dict(self.labels)),
+            metadata=k8s.ObjectMeta(
+                name=self.metrics_service_name, labels={**self.labels, **metrics_selector(valkey, COMPONENT)}
+            ),
             spec=k8s.ServiceSpec(
                 type="ClusterIP",
                 selector=valkey.match_labels,
@@ -261,7 +275,7 @@ class ExporterSidecar(Construct):
             name=valkey.name,
             labels={**self.labels, **self._service_monitor_labels},
             spec={
-                "selector": {"matchLabels": {**valkey.match_labels, "app.kubernetes.io/component": COMPONENT}},
+                "selector": {"matchLabels": metrics_selector(valkey, COMPONENT)},
                 "namespaceSelector": {"matchNames": [valkey.namespace]} if valkey.namespace else None,
                 "endpoints": [
                     {

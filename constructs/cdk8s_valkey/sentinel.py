@@ -27,7 +27,7 @@ from ._validation import (
     seconds,
     size_to_bytes,
 )
-from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar
+from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, metrics_selector
 from .exporter_sidecar import PASSWORD_ENV as EXPORTER_PASSWORD_ENV
 from .pod_model import ORDER_SENTINEL, ORDER_SENTINEL_EXPORTER, ContainerModel
 from .topology import DATA_VOLUME, Topology
@@ -587,7 +587,9 @@ class Sentinel(Construct):
         k8s.KubeService(
             self,
             "MetricsService",
-            metadata=k8s.ObjectMeta(name=self.metrics_service_name, labels=labels),
+            metadata=k8s.ObjectMeta(
+                name=self.metrics_service_name, labels={**labels, **metrics_selector(valkey, EXPORTER_COMPONENT)}
+            ),
             spec=k8s.ServiceSpec(
                 type="ClusterIP",
                 selector=valkey.match_labels,
@@ -607,7 +609,7 @@ class Sentinel(Construct):
             name=self.service_name,
             labels={**labels, **exporter.service_monitor_labels},
             spec={
-                "selector": {"matchLabels": {**valkey.match_labels, "app.kubernetes.io/component": EXPORTER_COMPONENT}},
+                "selector": {"matchLabels": metrics_selector(valkey, EXPORTER_COMPONENT)},
                 "namespaceSelector": {"matchNames": [valkey.namespace]},
                 "endpoints": [
                     {
