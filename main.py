@@ -33,6 +33,10 @@ class Environment:
     network_policy: bool
     # Longhorn schedules for the data claim; staging's data is disposable.
     backups: BackupOptions | None
+    # None: the library's default (0.7 since 0.3). Production keeps 0.8 until staging has run the
+    # new default: the change restarts Valkey, and a dataset already above 70 % of the limit would
+    # then have its writes refused (noeviction). Check `used_memory` before promoting it.
+    maxmemory_ratio: float | None = None
 
 
 # Production keeps the chart id of 0.1 (dist/valkey.k8s.yaml), so its GitOps application
@@ -49,6 +53,7 @@ PRODUCTION = Environment(
     # Hourly snapshots on the cluster's own disks. The off-cluster backup schedule needs a
     # Longhorn backup target (docs/operations.md); set backup= here once it exists.
     backups=BackupOptions(backup=None),
+    maxmemory_ratio=0.8,
 )
 ENVIRONMENTS = (STAGING, PRODUCTION)
 
@@ -63,6 +68,7 @@ def build(app: cdk8s.App, env: Environment) -> cdk8s.Chart:
         storage_size=env.storage_size,
         storage_class=STORAGE_CLASS,
         network_policy=env.network_policy,
+        **({} if env.maxmemory_ratio is None else {"maxmemory_ratio": env.maxmemory_ratio}),
         exporter=ExporterOptions(bullmq_queues=BULLMQ_QUEUES, service_monitor_labels=PROMETHEUS_LABELS),
         alerts=AlertOptions(rule_labels=PROMETHEUS_LABELS),
         dashboard=DashboardOptions(),

@@ -54,9 +54,13 @@ def test_memory_limit_names_the_new_maxmemory() -> None:
     ]
 
 
-def test_maxmemory_percent_alone() -> None:
+def test_maxmemory_percent_alone_warns_when_maxmemory_goes_down() -> None:
+    """A lower ceiling keeps a dataset above it but refuses every write (noeviction): the reason
+    says which used_memory to check before applying; a higher one (above) has no such line."""
     assert reasons(lambda s: _env(s, "VALKEY_MAXMEMORY_PERCENT", "70")) == [
-        "container `valkey`: VALKEY_MAXMEMORY_PERCENT 80 -> 70: maxmemory 858993459 -> 751619276 bytes"
+        "container `valkey`: VALKEY_MAXMEMORY_PERCENT 80 -> 70: maxmemory 858993459 -> 751619276 bytes",
+        "container `valkey`: maxmemory goes down: if `used_memory` (INFO memory) is above 751619276 bytes, every "
+        "write is refused with OOM after the restart (noeviction) until data is deleted; check it first",
     ]
 
 

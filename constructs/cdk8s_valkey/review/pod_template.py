@@ -195,6 +195,12 @@ def _memory(old: Manifest, new: Manifest) -> list[str]:
         before = maxmemory(old_limit, _real(old_pct), old_env.get(FALLBACK_ENV))
         after = maxmemory(new_limit, _real(new_pct), new_env.get(FALLBACK_ENV))
         lines.append(f"{'; '.join(causes)}: maxmemory {_plain(before)} -> {_plain(after)} bytes")
+        if isinstance(before, int) and isinstance(after, int) and after < before:
+            # noeviction: a dataset already above the new ceiling is kept, but no write fits.
+            lines.append(
+                f"maxmemory goes down: if `used_memory` (INFO memory) is above {after} bytes, every write "
+                "is refused with OOM after the restart (noeviction) until data is deleted; check it first"
+            )
     elif causes:
         lines.append("; ".join(causes))
     if old_req != new_req and not (old_req == old_limit and new_req == new_limit):
