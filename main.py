@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import cdk8s
 
-from cdk8s_valkey import AlertOptions, BackupOptions, DashboardOptions, ExporterOptions, SmokeCheckOptions, Valkey
+from cdk8s_valkey import (
+    AlertOptions,
+    BackupOptions,
+    DashboardOptions,
+    ExporterOptions,
+    SmokeCheckOptions,
+    Valkey,
+    ValkeyProps,
+)
 from cdk8s_valkey.review import ClaimGuardError, guarded_synth
 
 STORAGE_CLASS = "longhorn"
@@ -61,14 +69,18 @@ ENVIRONMENTS = (STAGING, PRODUCTION)
 def build(app: cdk8s.App, env: Environment) -> cdk8s.Chart:
     """One environment: a chart ``env.chart_id`` holding the Valkey ``valkey``."""
     chart = cdk8s.Chart(app, env.chart_id, namespace=env.namespace)
+    server: ValkeyProps = {
+        "memory_limit": env.memory_limit,
+        "storage_size": env.storage_size,
+        "storage_class": STORAGE_CLASS,
+        "network_policy": env.network_policy,
+    }
+    if env.maxmemory_ratio is not None:
+        server["maxmemory_ratio"] = env.maxmemory_ratio
     Valkey(
         chart,
         "valkey",
-        memory_limit=env.memory_limit,
-        storage_size=env.storage_size,
-        storage_class=STORAGE_CLASS,
-        network_policy=env.network_policy,
-        **({} if env.maxmemory_ratio is None else {"maxmemory_ratio": env.maxmemory_ratio}),
+        **server,
         exporter=ExporterOptions(bullmq_queues=BULLMQ_QUEUES, service_monitor_labels=PROMETHEUS_LABELS),
         alerts=AlertOptions(rule_labels=PROMETHEUS_LABELS),
         dashboard=DashboardOptions(),

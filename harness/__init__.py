@@ -12,5 +12,6 @@ editing ``sys.path``. One module per concern:
   Node (BullMQ) processes;
 - :mod:`harness.synth`, :mod:`harness.crd_schema`, :mod:`harness.hardened`, :mod:`harness.grafana`,
   :mod:`harness.review`: synthesized charts and what checks them;
-- :mod:`harness.secrets`: a Secret's value into the env that references it, and the password leak detector.
+- :mod:`harness.secrets`: a Secret's value into the env that references it, and the password leak detector;
+- :mod:`harness.runbook`, ``harness/kubectl_shim.py``: the docs' shell blocks, run as written.
 """

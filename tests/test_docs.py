@@ -1,6 +1,8 @@
-"""The docs hold inside this repository: every relative link lands on a file (and heading) here.
+"""The docs hold inside this repository: every relative link lands on a file (and heading) here,
+and docs/architecture.md names every module of the package, so its map cannot drift.
 
-Covers docs/*.md and bench/README.md; README.md has its own tests (tests/test_readme.py).
+Covers README.md, docs/*.md and bench/README.md. README.md's size and objects table:
+tests/test_readme.py; every shell block of the docs: tests/test_runbooks.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import pytest
 
 from harness.paths import REPO
 
-DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
+PACKAGE = REPO / "constructs" / "cdk8s_valkey"
 # [text](target) outside fenced code blocks; images too. Targets with a scheme are not ours to check.
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
@@ -48,3 +51,29 @@ def test_relative_links_land_inside_the_repository(doc: Path) -> None:
 def test_no_doc_points_at_the_adr_outside_the_repository() -> None:
     for doc in DOCS:
         assert "shared/adr" not in doc.read_text(encoding="utf-8"), f"{doc}: link docs/adr-0005.md instead"
+
+
+def _modules() -> list[str]:
+    """Every module and script of the package, as architecture.md names them: `review/pvc.py`,
+    `scripts/probe.sh`, `valkey.py` (generated bindings under _imports/ excepted)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] in ("_imports", "__pycache__") or "__pycache__" in rel.parts or path.is_dir():
+            continue
+        if (path.suffix in (".py", ".sh") and path.name != "__init__.py") or rel.parts[0] == "data":
+            found.append(str(rel))
+    return found
+
+
+def test_architecture_names_every_module() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = _modules()
+    assert len(modules) > 20, modules
+    missing = [m for m in modules if f"`{m}`" not in text and f"`{Path(m).name}`" not in text]
+    assert not missing, f"docs/architecture.md does not name {missing}: add them to the module map"
+    # and names none that is gone
+    named = set(re.findall(r"`((?:[\w-]+/)*[\w-]+\.(?:py|sh))`", text))
+    known = set(modules) | {Path(m).name for m in modules} | {"main.py", "__main__.py", "__init__.py"}
+    stale = sorted(n for n in named if n not in known and not (REPO / n).exists())
+    assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"

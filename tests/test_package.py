@@ -43,12 +43,13 @@ own_monitoring.ServiceMonitor(
 """
 
 
-def readme_example() -> str:
-    """The README's consumer example, verbatim (the block after '## Use it in your own app')."""
+def readme_example(lang: str = "python") -> str:
+    """The README's consumer example, verbatim: the first ```<lang> block after
+    '## Use it in your own app' (``python``: its main.py, ``yaml``: its cdk8s.yaml)."""
     text = (REPO / "README.md").read_text()
-    section = text.split("## Use it in your own app", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, "README.md: no python example under '## Use it in your own app'"
+    section = text.split("## Use it in your own app", 1)[1].split("\n## ", 1)[0]
+    match = re.search(rf"```{lang}\n(.*?)```", section, re.S)
+    assert match, f"README.md: no {lang} example under '## Use it in your own app'"
     return match.group(1)
 
 
@@ -79,16 +80,19 @@ def test_wheel_is_self_contained(wheel: Path) -> None:
 def test_consumer_app_from_a_fresh_environment(wheel: Path, tmp_path: Path) -> None:
     if not SHARED_CRDS.is_dir():
         pytest.skip(f"CRDs not found at {SHARED_CRDS}; set VALKEY_CRDS_DIR to the prometheus-operator CRDs")
-    venv = tmp_path / "venv"
+    # The consumer's app directory with its own .venv, as the README's cdk8s.yaml expects.
+    app = tmp_path / "consumer"
+    app.mkdir()
+    venv = app / ".venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
     started = time.monotonic()
     _run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], cwd=tmp_path)
     install_seconds = time.monotonic() - started
 
-    app = tmp_path / "consumer"
-    app.mkdir()
-    (app / "cdk8s.yaml").write_text(f"language: python\napp: {python} main.py\n")
+    cdk8s_yaml = readme_example("yaml")
+    assert "app: .venv/bin/python main.py" in cdk8s_yaml, cdk8s_yaml
+    (app / "cdk8s.yaml").write_text(cdk8s_yaml)
     crd = SHARED_CRDS / "monitoring.coreos.com_servicemonitors.yaml"
     _run([str(CDK8S), "import", "--no-check-upgrade", "--language", "python", "--output", "imports", str(crd)], cwd=app)
     assert (app / "imports" / "com" / "coreos" / "monitoring" / "__init__.py").exists()

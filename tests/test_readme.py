@@ -1,6 +1,10 @@
-"""The README's props tables are generated from the constructs' signatures and docstrings;
-this test fails when they drift. Regenerate with `UPDATE_README=1 make test` (or run this
-module alone with that variable) and review the diff."""
+"""The README and the props reference.
+
+docs/reference.md is generated whole from the public names' signatures and docstrings (this
+module is its generator); the test fails when it drifts. Regenerate with
+`UPDATE_REFERENCE=1 .venv/bin/python -m pytest tests/test_readme.py` and review the diff.
+The README stays small (at most 12 KB), its contents line lists its sections, and its table of
+the objects in dist/ is dist/."""
 
 from __future__ import annotations
 
@@ -12,13 +16,43 @@ from typing import Any
 
 import cdk8s
 import cdk8s_plus_28 as kplus
-import pytest
 import yaml
 
 import cdk8s_valkey
 from harness.paths import REPO
 
 README = REPO / "README.md"
+REFERENCE = REPO / "docs" / "reference.md"
+README_MAX_BYTES = 12 * 1024
+# The reference's order: the one call first, then each construct beside its options; names not
+# listed here follow alphabetically, so a new export is never left out.
+ORDER = (
+    "Valkey",
+    "ValkeyStatefulSet",
+    "PodOptions",
+    "Topology",
+    "PodModel",
+    "ContainerModel",
+    "ExporterOptions",
+    "ExporterSidecar",
+    "AlertOptions",
+    "Alerts",
+    "DashboardOptions",
+    "Dashboard",
+    "BackupOptions",
+    "RecurringJobSchedule",
+    "Backups",
+    "SmokeCheckOptions",
+    "SmokeCheck",
+    "SentinelOptions",
+    "Sentinel",
+    "SentinelAlertOptions",
+    "SentinelAlerts",
+    "PrimaryEndpointOptions",
+    "PrimaryEndpoint",
+    "SecretKeyRef",
+    "ValkeyChart",
+)
 _PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:param |\Z)", re.S)
 
 
@@ -81,23 +115,51 @@ def _documented() -> list[str]:
     return sorted(name for name in cdk8s_valkey.__all__ if name != "ValkeyProps")
 
 
-def _block(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(<!-- props:{name} -->)(.*?)(<!-- /props -->)", re.S)
+def _summary(cls: type) -> str:
+    """The first paragraph of the class docstring, on one line."""
+    doc = inspect.getdoc(cls) or ""
+    first = doc.split("\n\n", 1)[0]
+    return re.sub(r":(?:class|meth|attr):`~?([\w.]+)`", r"`\1`", " ".join(first.split())).replace("``", "`")
 
 
-@pytest.mark.parametrize("name", _documented())
-def test_readme_props_table_is_current(name: str) -> None:
-    cls = getattr(cdk8s_valkey, name)
+def reference() -> str:
+    """docs/reference.md, whole."""
+    names = _documented()
+    ordered = [n for n in ORDER if n in names] + sorted(set(names) - set(ORDER))
+    parts = [
+        "# Props reference\n\n"
+        "Generated from the code by `tests/test_readme.py`: do not edit; regenerate with\n"
+        "`UPDATE_REFERENCE=1 .venv/bin/python -m pytest tests/test_readme.py`. Everything below is\n"
+        "importable from the package root: `from cdk8s_valkey import Valkey, ...`.\n\n"
+        + " · ".join(f"[{n}](#{n.lower()})" for n in ordered)
+        + "\n"
+    ]
+    for name in ordered:
+        cls = getattr(cdk8s_valkey, name)
+        module = cls.__module__.removeprefix("cdk8s_valkey.")
+        parts.append(f"\n## {name}\n\n`{module}`: {_summary(cls)}\n\n{props_table(cls)}\n")
+    return "".join(parts)
+
+
+def test_reference_is_current() -> None:
+    text = reference()
+    if os.environ.get("UPDATE_REFERENCE") == "1":
+        REFERENCE.write_text(text)
+    assert REFERENCE.exists() and REFERENCE.read_text() == text, (
+        "docs/reference.md is stale: UPDATE_REFERENCE=1 .venv/bin/python -m pytest tests/test_readme.py"
+    )
+
+
+def test_readme_is_small_with_its_contents() -> None:
     text = README.read_text()
-    table = f"\n{props_table(cls)}\n"
-    block = _block(name)
-    if os.environ.get("UPDATE_README") == "1":
-        assert block.search(text), f"README.md lacks the markers <!-- props:{name} --> ... <!-- /props -->"
-        README.write_text(block.sub(lambda m: m.group(1) + table + m.group(3), text))
-        text = README.read_text()
-    match = block.search(text)
-    assert match, f"README.md lacks the markers <!-- props:{name} --> ... <!-- /props -->"
-    assert match.group(2) == table, f"README props of {name} are stale: run with UPDATE_README=1"
+    assert len(text.encode()) <= README_MAX_BYTES, f"README.md is {len(text.encode())} bytes: move detail into docs/"
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    contents = re.search(r"^\*\*Contents:\*\*(.*?)\n\n", text, re.M | re.S)
+    assert contents, "README.md has no **Contents:** line"
+    listed = re.findall(r"\[([^\]]+)\]\(#([^)]+)\)", contents.group(1))
+    assert [title for title, _ in listed] == headings, "the contents line lists the ## headings, in order"
+    for title, anchor in listed:
+        assert anchor == re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-"), (title, anchor)
 
 
 def test_every_public_construct_is_exported() -> None:

@@ -16,6 +16,14 @@ writer SETs ``s:<seq>`` one command at a time and records every reply. Then:
   repairs it. The repair script is taken from ``docs/operations.md`` and run as the pod user.
 - **Copy across an AOF rewrite**: the manifest copied before a rewrite, the files after it. Valkey
   refuses to start and ``valkey-check-aof`` cannot help; the runbook's manifest rebuild does.
+- **Stale incr file**: such a copy that still holds the incr file the rewrite replaced
+  (``1.incr.aof`` beside ``2.base.rdb`` and ``2.incr.aof``), written by concurrent pipelining
+  clients with INCR and RPUSH, which a replay applies twice. The rebuild must leave it out:
+  exactly the acknowledged writes come back, none twice; a gap in the numbers is refused.
+
+The runbook blocks run as written (``kubectl -n apps exec -i valkey-aof-repair -- sh -eu <<'EOF'``),
+with ``kubectl`` being ``harness/kubectl_shim.py``: its ``exec`` runs the script on this machine as
+the pod user, on the restored copy (``/data``).
 
 Figures (acknowledged, restored, lost) are printed (``-s``) and written to
 ``<pytest basetemp>/restore-drill/restore-drill.json``; docs/operations.md quotes them. The whole
@@ -31,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,8 +52,9 @@ import pytest
 import yaml
 from test_reliability_crash import SequenceWriter, read_back
 
-from harness.paths import REPO, require_binary
+from harness.paths import REPO
 from harness.podrunner import IMAGE_PATH, PodRunner, load_manifest, publish_results
+from harness.runbook import BlockRun, ShimPod, drill_block, run_block
 
 pytestmark = pytest.mark.root
 
@@ -152,15 +162,11 @@ def last_set_seq(incr: Path) -> int:
     return int(seqs[-1])
 
 
-def runbook_script(name: str, data_dir: Path) -> str:
-    """The commands a runbook step runs inside the repair pod (the body of its ``sh`` heredoc),
-    with the pod's ``/data`` mount pointing at ``data_dir``."""
-    text = RUNBOOK.read_text()
-    match = re.search(rf"<!-- drill:{name} -->\s*```sh\n(.*?)```", text, re.S)
-    assert match, f"docs/operations.md has no block marked <!-- drill:{name} -->"
-    heredoc = re.search(r"<<'EOF'\n(.*?)\nEOF\n", match.group(1), re.S)
-    assert heredoc, f"the drill:{name} block of docs/operations.md runs no <<'EOF' script in the pod"
-    return re.sub(r"(?<![\w./-])/data(?=/|\s|$)", str(data_dir), heredoc.group(1))
+def repair_pod() -> dict[str, Any]:
+    """The repair pod the runbook creates (step 7): where its ``kubectl exec`` blocks run."""
+    bodies = re.findall(r"kubectl (?:-n \S+ )?create -f - <<'?EOF'?\n(.*?)\nEOF\n", RUNBOOK.read_text(), re.S)
+    (pod,) = [d for d in map(yaml.safe_load, bodies) if d["kind"] == "Pod"]
+    return pod
 
 
 @dataclass
@@ -199,6 +205,20 @@ class Pods:
         return subprocess.run(
             pod._wrap(argv), env=env, capture_output=True, text=True, timeout=60, check=False, **kwargs
         )
+
+    def runbook(self, pod: PodRunner, name: str) -> BlockRun:
+        """Run the runbook block marked ``drill:<name>`` as written, its ``kubectl exec`` into the
+        repair pod landing on ``pod``'s data directory as the pod user."""
+        (sts,) = [o for o in self.objects if o["kind"] == "StatefulSet"]
+        spec = repair_pod()
+        shim = ShimPod(
+            namespace=sts["metadata"]["namespace"],
+            name=spec["metadata"]["name"],
+            containers=[c["name"] for c in spec["spec"]["containers"]],
+            data=pod.data_dir,
+            path=f"{self.tools(pod)}{os.pathsep}{self.bin_dir}{os.pathsep}{IMAGE_PATH}",
+        )
+        return run_block(drill_block(name).text, [shim], pod.workdir / f"runbook-{name}", wrap=pod._wrap([]))
 
     def check_aof(self, pod: PodRunner, *args: str) -> subprocess.CompletedProcess[str]:
         manifest = pod.data_dir / AOF_DIR / MANIFEST
@@ -374,8 +394,8 @@ def test_torn_copy_loads_through_aof_load_truncated(pods: Pods, torn_copy: TornC
 
     # The runbook's answer to "not valid" is the fix: on a torn tail it drops the same half record.
     with pods.runner("torn-fixed", torn_copy.path) as fixed:
-        repair = pods.run(fixed, ["sh", "-eu", "-c", runbook_script("fix-aof", fixed.data_dir)])
-        assert repair.returncode == 0, repair.stdout + repair.stderr
+        repair = pods.runbook(fixed, "fix-aof")
+        assert repair.returncode == 0 and repair.ran, repair
         assert repair_shrink(repair.stdout) == torn_copy.torn_bytes
         restored_after_fix, _ = restore(fixed, torn_copy.acked_total)
     assert restored_after_fix == restored
@@ -413,8 +433,8 @@ def test_corrupt_record_needs_valkey_check_aof_fix(pods: Pods, torn_copy: TornCo
 
         check = pods.check_aof(pod)
         assert check.returncode == 1 and "is not valid" in check.stdout, check.stdout + check.stderr
-        repair = pods.run(pod, ["sh", "-eu", "-c", runbook_script("fix-aof", pod.data_dir)])
-        assert repair.returncode == 0, repair.stdout + repair.stderr
+        repair = pods.runbook(pod, "fix-aof")
+        assert repair.returncode == 0 and repair.ran, repair
         assert "Successfully truncated AOF" in repair.stdout, repair.stdout
         assert "All AOF files and manifest are valid" in repair.stdout, repair.stdout
         (saved,) = pod.data_dir.glob(f"{AOF_DIR}.before-fix.*")
@@ -473,8 +493,8 @@ def test_copy_across_an_aof_rewrite_needs_the_manifest_rebuilt(pods: Pods) -> No
         check = pods.check_aof(pod)
         assert check.returncode != 0 and "Cannot open file" in check.stdout + check.stderr, check.stdout
 
-        repair = pods.run(pod, ["sh", "-eu", "-c", runbook_script("rebuild-manifest", pod.data_dir)])
-        assert repair.returncode == 0, repair.stdout + repair.stderr
+        repair = pods.runbook(pod, "rebuild-manifest")
+        assert repair.returncode == 0 and repair.ran, repair
         check = pods.check_aof(pod)
         assert check.returncode == 0, check.stdout + check.stderr
         (incr,) = aof_files(pod.data_dir, "incr")
@@ -491,6 +511,153 @@ def test_copy_across_an_aof_rewrite_needs_the_manifest_rebuilt(pods: Pods) -> No
         "lost_acknowledged_before_files_copied": acked_before_files - sum(present[:acked_before_files]),
         "acknowledged_after_copy_not_in_it": acked_total - restored,
     }
+
+
+JOBS_BEFORE_REWRITE = 100  # per the issue: 100 jobs before the rewrite, 50 after (truth: 150)
+JOBS_AFTER_REWRITE = 50
+PRODUCERS = 2
+
+
+def produce(pod: PodRunner, jobs: int, tag: str) -> list[str]:
+    """``jobs`` jobs from PRODUCERS concurrent clients, each pipelining batches of 10 without
+    waiting for each reply, as BullMQ producers do: a job is ``INCR counter`` plus
+    ``RPUSH jobs <id>``, neither of which a replay may apply twice. Returns the acknowledged ids."""
+    acked: list[list[str]] = [[] for _ in range(PRODUCERS)]
+
+    def producer(index: int) -> None:
+        client = pod.client(socket_timeout=5)
+        ids = [f"{tag}:{index}:{i}" for i in range(index, jobs, PRODUCERS)]
+        for start in range(0, len(ids), 10):
+            pipe = client.pipeline(transaction=False)
+            for job in ids[start : start + 10]:
+                pipe.incr("counter")
+                pipe.rpush("jobs", job)
+            replies = pipe.execute()
+            assert all(isinstance(r, int) for r in replies), replies
+            acked[index].extend(ids[start : start + 10])
+
+    threads = [threading.Thread(target=producer, args=(i,)) for i in range(PRODUCERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a producer did not finish"
+    return [job for ids in acked for job in ids]
+
+
+def restored_jobs(pod: PodRunner) -> tuple[int, list[str]]:
+    pod.start()
+    pod.wait_ready(timeout=15)
+    client = pod.client()
+    counter = client.get("counter")
+    jobs = [j.decode() for j in client.lrange("jobs", 0, -1)]
+    return int(counter or 0), jobs
+
+
+@pytest.fixture(scope="module")
+def stale_copy(pods: Pods) -> tuple[Path, list[str]]:
+    """A copy holding the manifest of before a rewrite, the incr file the rewrite replaced
+    (``1.incr.aof``) and the files the rewrite wrote (``2.base.rdb``, ``2.incr.aof``): a file
+    copy that ran across the rewrite, taken before Valkey deleted its history."""
+    copy = pods.tmp / "stale-copy"
+    with pods.runner("stale-source") as source:
+        source.start()
+        source.wait_ready(timeout=15)
+        acked = produce(source, JOBS_BEFORE_REWRITE, "before")
+        (copy / AOF_DIR).mkdir(parents=True)
+        copy_file(source.data_dir, copy)
+        copy_file(source.data_dir / AOF_DIR, copy / AOF_DIR)
+        for name in (MANIFEST, *(p.name for p in aof_files(source.data_dir, "incr"))):
+            copy_file(source.data_dir / AOF_DIR / name, copy / AOF_DIR / name)
+        admin = source.client()
+        admin.bgrewriteaof()
+        wait_for(lambda: admin.info("persistence")["aof_rewrites"] >= 1, "the AOF rewrite")
+        wait_for(lambda: not admin.info("persistence")["aof_rewrite_in_progress"], "the AOF rewrite to end")
+        acked += produce(source, JOBS_AFTER_REWRITE, "after")
+        for kind in ("base", "incr"):
+            for part in aof_files(source.data_dir, kind):
+                copy_file(part, copy / AOF_DIR / part.name)
+        source.stop(timeout=15)
+    names = sorted(p.name for p in (copy / AOF_DIR).iterdir())
+    assert names == [
+        "appendonly.aof.1.incr.aof",
+        "appendonly.aof.2.base.rdb",
+        "appendonly.aof.2.incr.aof",
+        MANIFEST,
+    ], names
+    return copy, acked
+
+
+def test_stale_incr_file_is_left_out_of_the_rebuilt_manifest(pods: Pods, stale_copy: tuple[Path, list[str]]) -> None:
+    copy, acked = stale_copy
+    truth = JOBS_BEFORE_REWRITE + JOBS_AFTER_REWRITE
+    assert len(acked) == truth
+
+    # The trap, shown on a copy of its own: a manifest naming every incr file after the newest
+    # base (the rebuild as it was) replays the 100 jobs the base already holds.
+    with pods.runner("stale-every-incr", copy) as naive:
+        (naive.data_dir / AOF_DIR / MANIFEST).write_text(
+            "file appendonly.aof.2.base.rdb seq 2 type b\n"
+            "file appendonly.aof.1.incr.aof seq 1 type i\n"
+            "file appendonly.aof.2.incr.aof seq 2 type i\n"
+        )
+        assert pods.check_aof(naive).returncode == 0, "valkey-check-aof calls that manifest valid"
+        naive_counter, naive_jobs = restored_jobs(naive)
+    assert (naive_counter, len(naive_jobs)) == (truth + JOBS_BEFORE_REWRITE,) * 2
+
+    with pods.runner("stale-restored", copy) as pod:
+        pod.start()
+        code = pod.wait_exit(timeout=15)
+        assert code == 1 and "Unable to obtain the AOF file appendonly.aof.1.base.rdb length" in pod.logs()
+        repair = pods.runbook(pod, "rebuild-manifest")
+        assert repair.returncode == 0 and repair.ran, repair
+        manifest = (pod.data_dir / AOF_DIR / MANIFEST).read_text()
+        assert manifest == (
+            "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+        ), manifest
+        assert "All AOF files and manifest are valid" in repair.stdout, repair.stdout
+        counter, jobs = restored_jobs(pod)
+        state = persistence(pod)
+
+    duplicated = len(jobs) - len(set(jobs))
+    lost = len(set(acked) - set(jobs))
+    _figures["stale_incr"] = {
+        "copy": "manifest and 1.incr.aof from before a BGREWRITEAOF, 2.base.rdb and 2.incr.aof after it",
+        "writers": f"{PRODUCERS} clients pipelining INCR counter + RPUSH jobs, batches of 10",
+        "acknowledged": len(acked),
+        "every_incr_after_the_base": {"counter": naive_counter, "jobs": len(naive_jobs)},
+        "runbook_rebuild": {"counter": counter, "jobs": len(jobs), "duplicated": duplicated, "lost": lost},
+        "restored_pod": state,
+    }
+    assert (counter, duplicated, lost) == (truth, 0, 0), _figures["stale_incr"]
+    assert sorted(jobs) == sorted(acked)
+    assert state["aof_enabled"] == 1 and state["loading"] == 0
+
+
+@pytest.mark.parametrize(
+    ("drop", "why"),
+    [
+        ("appendonly.aof.2.incr.aof", "appendonly.aof.3.incr.aof: no appendonly.aof.2.incr.aof before it"),
+        ("appendonly.aof.2.base.rdb", "no base file"),
+    ],
+)
+def test_rebuild_refuses_a_copy_with_a_missing_file(
+    pods: Pods, stale_copy: tuple[Path, list[str]], drop: str, why: str
+) -> None:
+    copy, _ = stale_copy
+    with pods.runner(f"stale-without-{drop}", copy) as pod:
+        aof = pod.data_dir / AOF_DIR
+        before = (aof / MANIFEST).read_text()
+        if drop.endswith(".incr.aof"):
+            # 2.incr.aof missing while a later one is there: a gap, not the end of the list.
+            (aof / drop).rename(aof / "appendonly.aof.3.incr.aof")
+        else:
+            (aof / drop).unlink()
+        repair = pods.runbook(pod, "rebuild-manifest")
+        assert repair.returncode == 1 and repair.ran, repair
+        assert why in repair.stderr, repair.stderr
+        assert (aof / MANIFEST).read_text() == before, "a refused rebuild leaves the manifest as it was"
+        assert not (aof / "appendonly.aof.manifest.rebuilt").exists()
 
 
 def test_runbook_manifests_are_valid() -> None:
@@ -517,14 +684,3 @@ def test_runbook_manifests_are_valid() -> None:
     assert pod["spec"]["securityContext"]["runAsUser"] == security["runAsUser"]
     (volume,) = [d for d in docs if d["kind"] == "Volume"]
     assert volume["apiVersion"] == "longhorn.io/v1beta2" and volume["metadata"]["name"] == pv["metadata"]["name"]
-
-
-@pytest.mark.parametrize("name", ["fix-aof", "rebuild-manifest"])
-def test_runbook_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
-    script = tmp_path / f"{name}.sh"
-    # As it runs: `sh -eu` reads it from the heredoc.
-    script.write_text("set -eu\n" + runbook_script(name, Path("/data")))
-    result = subprocess.run(
-        [require_binary("shellcheck"), "--shell=sh", str(script)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout

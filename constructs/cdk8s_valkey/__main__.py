@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import runbook
 from .review import ManifestError, NoRevisionError, load_git, load_path, merge_base, review
 
 EXIT_NO_REVISION = 3
@@ -92,8 +93,30 @@ def _review(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _add_runbook(commands: argparse._SubParsersAction[_Parser]) -> None:
+    cmd = commands.add_parser(
+        "runbook",
+        help="print a runbook's commands with the names of a rendered manifest",
+        description="Print the commands of a runbook of docs/operations.md for the Valkey of MANIFEST.",
+    )
+    cmd.add_argument("runbook", choices=runbook.RUNBOOKS)
+    cmd.add_argument("manifest", metavar="MANIFEST", help="a rendered file, e.g. dist/valkey.k8s.yaml")
+    cmd.add_argument("--name", help="the Valkey (StatefulSet) when the file holds several")
+    cmd.set_defaults(run=_runbook, parser=cmd)
+
+
+def _runbook(args: argparse.Namespace) -> int:
+    try:
+        objects = [o for o in load_path(Path(args.manifest)) if o]
+        sys.stdout.write(runbook.text(args.runbook, objects, args.name))
+    except (ManifestError, ValueError) as error:
+        print(f"runbook: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 # Each adds one subcommand; add yours here.
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_review]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_review, _add_runbook]
 
 
 def main(argv: list[str] | None = None) -> int:
