@@ -1,4 +1,4 @@
-"""Backups: Longhorn RecurringJobs for one Valkey, and the labels that put its claim in their group."""
+"""Backups: Longhorn RecurringJobs for one Valkey, and the labels that put its claims in their group."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import cdk8s
 import pytest
 
-from cdk8s_valkey import ValkeyStatefulSet
+from cdk8s_valkey import Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.backups import (
     MAX_JOB_NAME_LENGTH,
     BackupOptions,
@@ -118,6 +118,34 @@ def test_claim_joins_the_group() -> None:
     assert "volumeClaimTemplates" not in sts["spec"], "the labels must be on a claim that GitOps keeps in sync"
 
 
+def test_every_claim_of_the_sentinel_topology_joins_the_group() -> None:
+    chart = new_chart("apps")
+    valkey = Valkey(chart, "valkey", sentinel=SentinelOptions(), backups=BackupOptions())
+    assert valkey.backups is not None
+    names = ("data-valkey-0", "data-valkey-1", "data-valkey-2")
+    assert valkey.backups.claim_names == valkey.server.claim_names == names
+    objs = objects(chart)
+    assert [o["metadata"]["name"] for o in objs if o["kind"] == "PersistentVolumeClaim"] == list(names)
+    for name in names:
+        labels = find(objs, "PersistentVolumeClaim", name)["metadata"]["labels"]
+        assert valkey.backups.claim_labels.items() <= labels.items(), name
+    # One group for the three volumes, processed one at a time by default.
+    assert {tuple(j["spec"]["groups"]) for j in jobs(objs)} == {("apps-valkey",)}
+
+
+def test_pods_added_after_the_backups_are_refused() -> None:
+    """Pods added after the Backups would leave their claims out of every schedule: refused."""
+    chart = new_chart("apps")
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    Backups(chart, "backups", valkey=valkey)
+    with pytest.raises(ValueError) as raised:
+        Sentinel(chart, "sentinel", valkey=valkey)
+    assert str(raised.value) == (
+        "topology: claim_names of 'valkey' was already read for a single pod; set the topology (create the "
+        "Sentinel) before the options that render for it"
+    )
+
+
 def test_group_is_unique_per_namespace() -> None:
     names = {o["metadata"]["name"] for ns in ("apps", "jobs") for o in jobs(render(ns))}
     assert names == {"apps-valkey-snap", "apps-valkey-backup", "jobs-valkey-snap", "jobs-valkey-backup"}
@@ -176,6 +204,7 @@ def test_wiring_points() -> None:
     backups = Backups(chart, "backups", valkey=new_valkey(chart))
     assert (backups.group, backups.longhorn_namespace) == ("apps-valkey", "longhorn-system")
     assert (backups.snapshot_job_name, backups.backup_job_name) == ("apps-valkey-snap", "apps-valkey-backup")
+    assert backups.claim_names == ("data-valkey-0",)
 
 
 # -- validation: one exact message per rule --------------------------------------------

@@ -17,7 +17,6 @@ from cdk8s_valkey import (
     SecretKeyRef,
     Sentinel,
     SentinelOptions,
-    SmokeCheckOptions,
     Topology,
     Valkey,
     ValkeyStatefulSet,
@@ -592,13 +591,7 @@ def test_wrong_types_are_refused() -> None:
     assert str(error.value) == "valkey: 'valkey' is a str; pass the ValkeyStatefulSet to replicate"
 
 
-def test_composite_refuses_smoke_check_with_sentinel() -> None:
-    with pytest.raises(ValueError) as error:
-        Valkey(new_chart(), "valkey", sentinel=SentinelOptions(), smoke_check=SmokeCheckOptions())
-    assert str(error.value) == (
-        "smoke_check: the SmokeCheck Job checks the Valkey through its client Service, which has no endpoints "
-        "with sentinel; leave smoke_check out with sentinel"
-    )
+def test_composite_checks_the_sentinel_options_type() -> None:
     with pytest.raises(ValueError) as error:
         Valkey(new_chart(), "valkey", sentinel={"replicas": 2})  # type: ignore[arg-type]
     assert str(error.value) == "sentinel: {'replicas': 2} is a dict; pass a SentinelOptions(...)"
@@ -703,7 +696,7 @@ def test_synth_guard_accepts_the_migration() -> None:
 
 def test_review_case_is_this_rendering() -> None:
     """The golden case's new side is what the library renders for main.py's production Valkey with
-    sentinel (and without the smoke check, which sentinel refuses)."""
+    sentinel (without the smoke check, which the old side predates)."""
     import main
 
     chart = new_chart(chart_id="valkey")

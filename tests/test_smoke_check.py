@@ -1,4 +1,5 @@
-"""SmokeCheck: the rendered ConfigMap, Job and NetworkPolicies, and the validation rules.
+"""SmokeCheck: the rendered ConfigMap, Job and NetworkPolicies, and the validation rules, for one
+Valkey and under Sentinel.
 
 The script itself runs against real servers in tests/test_smoke_script.py."""
 
@@ -14,7 +15,7 @@ import pytest
 from cdk8s_plus_28 import k8s
 from test_network_policy import POD_LABELS, Peer, ingress_allowed
 
-from cdk8s_valkey import ExporterSidecar, ValkeyStatefulSet
+from cdk8s_valkey import ExporterSidecar, Sentinel, SentinelOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.smoke_check import SmokeCheck, SmokeCheckOptions, expected_maxmemory_bytes
 from harness.hardened import AUTH_SECRET, build_hardened, hardening_gaps
 from harness.paths import REPO
@@ -426,3 +427,106 @@ def test_bad_props_raise_before_any_child(props: dict[str, Any], message: str) -
         SmokeCheck(chart, "smoke", **{"valkey": valkey, **props})
     assert str(raised.value) == message
     assert chart.node.try_find_child("smoke") is None
+
+
+# -- Sentinel: the topology instead of the client Service ------------------------------------
+
+SENTINEL_SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke-sentinel.sh"
+HOSTS = tuple(f"valkey-{i}.valkey-headless.apps.svc" for i in range(3))
+
+
+def build_sentinel(**valkey_props: Any) -> tuple[cdk8s.Chart, SmokeCheck]:
+    chart = new_chart()
+    valkey = Valkey(chart, "valkey", sentinel=SentinelOptions(), smoke_check=SmokeCheckOptions(), **valkey_props)
+    assert valkey.smoke_check is not None and valkey.smoke_check.sentinel is valkey.sentinel
+    return chart, valkey.smoke_check
+
+
+def test_sentinel_snapshot(yaml_snapshot: Any) -> None:
+    chart, _ = build_sentinel(network_policy=True)
+    objs = smoke_objects(chart)
+    assert [(o["kind"], o["metadata"]["name"]) for o in objs] == [
+        ("ConfigMap", "valkey-smoke"),
+        ("Job", "valkey-smoke"),
+        ("NetworkPolicy", "valkey-smoke"),
+        ("NetworkPolicy", "valkey-smoke-job"),
+    ]
+    assert cdk8s.Yaml.stringify(*objs) == yaml_snapshot
+
+
+def test_sentinel_job_runs_the_topology_script_beside_smoke_sh() -> None:
+    chart, smoke = build_sentinel()
+    objs = smoke_objects(chart)
+    data = find(objs, "ConfigMap", "valkey-smoke")["data"]
+    assert data == {"smoke.sh": SCRIPT.read_text(), "smoke-sentinel.sh": SENTINEL_SCRIPT.read_text()}
+    (ctr,) = pod(objs)["containers"]
+    assert ctr["command"] == smoke.command == ["sh", "/scripts/smoke-sentinel.sh"]
+    digest = hashlib.sha256((data["smoke.sh"] + data["smoke-sentinel.sh"]).encode()).hexdigest()
+    assert job(objs)["spec"]["template"]["metadata"]["annotations"] == {"checksum/script": digest}
+
+
+def test_sentinel_environment_names_every_pod_and_sentinel() -> None:
+    chart, smoke = build_sentinel()
+    assert env(smoke_objects(chart)) == {
+        "VALKEY_SENTINELS": " ".join(f"{host}:26379" for host in HOSTS),
+        "VALKEY_MASTER_NAME": "valkey",
+        "VALKEY_NODES": " ".join(f"{host}:6379" for host in HOSTS),
+        "SMOKE_MAX_LAG_BYTES": str(1 << 20),
+        # min_replicas_max_lag: a replica acknowledged later no longer counts for writes.
+        "SMOKE_MAX_LAG_SECONDS": "2",
+        "SMOKE_EXPECTED_MAXMEMORY_BYTES": str(smoke.expected_maxmemory_bytes),
+        "SMOKE_WAIT_SECONDS": "60",
+        "SMOKE_TIMEOUT_SECONDS": "5",
+    }
+    assert smoke.ports == (6379, 26379)
+
+
+def test_sentinel_lag_follows_min_replicas_max_lag() -> None:
+    chart = new_chart()
+    options = SentinelOptions(down_after=cdk8s.Duration.seconds(10), min_replicas_max_lag=cdk8s.Duration.seconds(6))
+    Valkey(chart, "valkey", sentinel=options, smoke_check=SmokeCheckOptions())
+    assert env(smoke_objects(chart))["SMOKE_MAX_LAG_SECONDS"] == "6"
+
+
+def test_sentinel_with_auth_asks_the_sentinels_with_the_same_secret_key() -> None:
+    chart, _ = build_sentinel(auth_secret=AUTH_SECRET)
+    ref = {"secretKeyRef": {"name": "valkey-auth", "key": "password"}}
+    assert {k: v for k, v in env(smoke_objects(chart)).items() if k.endswith("AUTH")} == {
+        "REDISCLI_AUTH": ref,
+        "SENTINEL_AUTH": ref,
+    }
+
+
+def test_sentinel_policies_open_both_ports_to_the_job() -> None:
+    chart, _ = build_sentinel(network_policy=True)
+    objs = objects(chart)
+    pols = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    for port in (6379, 26379):
+        assert ingress_allowed(pols, SMOKE_POD, port, POD_LABELS), port
+    assert not ingress_allowed(pols, SMOKE_POD, 9121, POD_LABELS), "the metrics port stays closed to it"
+    ports = [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}]
+    egress = find(objs, "NetworkPolicy", "valkey-smoke-job")["spec"]["egress"]
+    assert egress[0] == {"to": [{"podSelector": {"matchLabels": POD_LABELS}}], "ports": ports}
+
+
+def test_sentinel_of_another_valkey_is_refused() -> None:
+    chart = new_chart()
+    other = ValkeyStatefulSet(chart, "other")
+    sentinel = Sentinel(chart, "sentinel", valkey=other)
+    valkey = ValkeyStatefulSet(chart, "valkey")
+    with pytest.raises(ValueError) as raised:
+        SmokeCheck(chart, "smoke", valkey=valkey, sentinel=sentinel)
+    assert str(raised.value) == (
+        "sentinel: it runs Valkey 'other', not 'valkey'; pass the Sentinel created with valkey=<this Valkey>"
+    )
+    with pytest.raises(ValueError) as raised:
+        SmokeCheck(chart, "smoke2", valkey=valkey, sentinel="sentinel")  # type: ignore[arg-type]
+    assert str(raised.value) == "sentinel: 'sentinel' is a str; pass the Sentinel of that Valkey, or None"
+    assert chart.node.try_find_child("smoke") is None and chart.node.try_find_child("smoke2") is None
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["no-auth", "auth"])
+def test_sentinel_objects_validate_strictly(auth: bool) -> None:
+    chart, _ = build_sentinel(network_policy=True, auth_secret=AUTH_SECRET if auth else None)
+    for obj in smoke_objects(chart):
+        kubernetes_validate.validate(obj, "1.28", strict=True)

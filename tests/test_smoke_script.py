@@ -1,4 +1,4 @@
-"""smoke.sh, the SmokeCheck Job's script, run for real against real servers.
+"""smoke.sh and smoke-sentinel.sh, the SmokeCheck Job's scripts, run for real against real servers.
 
 Servers: the rendered StatefulSet through harness/podrunner.py (entrypoint, config, probes, the
 pod's user), in a real memory cgroup of the rendered limit, so that ``maxmemory`` comes from the
@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,15 +31,17 @@ import pytest
 import valkey
 from test_security_auth import resolve_secret_refs
 
-from cdk8s_valkey import SecretKeyRef, ValkeyStatefulSet
+from cdk8s_valkey import SecretKeyRef, SentinelOptions, SmokeCheckOptions, Valkey, ValkeyStatefulSet
 from cdk8s_valkey.smoke_check import SmokeCheck
 from harness.paths import REPO, free_port, require_binary
 from harness.podrunner import IMAGE_PATH, MemoryCgroup, PodRunner, parse_quantity
+from harness.servers import write_config
 from harness.synth import find, new_chart, objects
 
 pytestmark = pytest.mark.root
 
 SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke.sh"
+SENTINEL_SCRIPT = REPO / "constructs/cdk8s_valkey/scripts/smoke-sentinel.sh"
 SECRET = SecretKeyRef(name="valkey-auth", key="password")
 PASSWORD = "smoke-test-password"
 # Deliberately not a whole number of 4 KiB pages: the kernel rounds the cgroup limit down to
@@ -214,9 +217,10 @@ def auth_smoke(workroot: Path, valkey_bin_dir: Path) -> Smoke:
 # -- the script ------------------------------------------------------------------------------
 
 
-def test_shellcheck_clean() -> None:
+@pytest.mark.parametrize("script", [SCRIPT, SENTINEL_SCRIPT], ids=lambda path: path.name)
+def test_shellcheck_clean(script: Path) -> None:
     result = subprocess.run(
-        [require_binary("shellcheck"), "-s", "sh", str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+        [require_binary("shellcheck"), "-s", "sh", str(script)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
@@ -437,4 +441,493 @@ def test_fails_when_the_server_has_no_password(good: Server, auth_smoke: Smoke) 
         f"smoke: FAIL auth: 127.0.0.1:{good.runner.port} requires no password, but the manifest sets one "
         "(auth_secret): AUTH failed: ERR AUTH <password> called without any password configured for the "
         "default user. Are you sure your configuration is correct? PONG"
+    )
+
+
+# -- Sentinel: a primary, two replicas and three Sentinels -------------------------------------
+#
+# Real valkey-server and valkey-sentinel 8.1 processes on 127.0.0.1, configured here as the
+# rendered topology runs them (noeviction, AOF everysec, the expected maxmemory, the replicas
+# announcing the address the Sentinels report), without the pod scripts: the drills of
+# test_sentinel_scripts.py and test_composition.py cover those. One healthy topology is shared:
+# each fault is made on it and undone, and the next test starts from a healthy topology again.
+# The script is the rendered Job's, with the rendered env; only the pods' host names and ports
+# become 127.0.0.1 and free ports.
+
+MASTER = "valkey"
+SENTINEL_PASSWORD = "smoke-sentinel-password"
+# Long enough that no fault made here (a replica down, two Sentinels stopped) ever starts a
+# failover while the tests run.
+DOWN_AFTER_MS = 60_000
+
+
+def render_sentinel(*, auth: bool) -> Rendered:
+    chart = new_chart()
+    cache = Valkey(
+        chart,
+        "valkey",
+        memory_limit=MEMORY_LIMIT,
+        auth_secret=SECRET if auth else None,
+        sentinel=SentinelOptions(),
+        smoke_check=SmokeCheckOptions(),
+    )
+    assert cache.smoke_check is not None
+    return Rendered(objects(chart), cache.smoke_check)
+
+
+class Topology:
+    """Three nodes, each a Valkey and a Sentinel; node 0 starts as the primary."""
+
+    def __init__(self, root: Path, bin_dir: Path, password: str | None) -> None:
+        self.root = root
+        self.password = password
+        self.env = {"PATH": f"{bin_dir}:{IMAGE_PATH}", "HOME": "/"}
+        self.ports = [free_port() for _ in range(3)]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.valkeys: list[subprocess.Popen[bytes] | None] = [None] * 3
+        self.sentinels: list[subprocess.Popen[bytes] | None] = [None] * 3
+
+    @property
+    def nodes(self) -> str:
+        return " ".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    @property
+    def sentinel_addrs(self) -> str:
+        return " ".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def addr(self, index: int) -> str:
+        return f"127.0.0.1:{self.ports[index]}"
+
+    def client(self, index: int) -> valkey.Valkey:
+        return valkey.Valkey(
+            host="127.0.0.1", port=self.ports[index], password=self.password, decode_responses=True, socket_timeout=5
+        )
+
+    def sentinel_client(self, index: int) -> valkey.Valkey:
+        password = SENTINEL_PASSWORD if self.password else None
+        return valkey.Valkey(
+            host="127.0.0.1",
+            port=self.sentinel_ports[index],
+            password=password,
+            decode_responses=True,
+            socket_timeout=5,
+        )
+
+    def start_valkey(self, index: int) -> None:
+        data = self.root / f"node{index}"
+        data.mkdir(exist_ok=True)
+        extra = [f"maxmemory {EXPECTED_MAXMEMORY}", "replica-announce-ip 127.0.0.1"]
+        if index:
+            extra.append(f"replicaof 127.0.0.1 {self.ports[0]}")
+        if self.password:
+            extra += [f"requirepass {self.password}", f"masterauth {self.password}"]
+        config = write_config(self.root / f"valkey{index}.conf", port=self.ports[index], data_dir=data, extra=extra)
+        with (self.root / f"valkey{index}.log").open("ab") as log:
+            self.valkeys[index] = subprocess.Popen(
+                ["valkey-server", str(config)], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def start_sentinel(self, index: int) -> None:
+        config = self.root / f"sentinel{index}.conf"
+        if not config.exists():  # a restarted Sentinel keeps what it rewrote into its file
+            lines = [
+                f"port {self.sentinel_ports[index]}",
+                "bind 127.0.0.1",
+                f"dir {self.root}",
+                f"sentinel monitor {MASTER} 127.0.0.1 {self.ports[0]} 2",
+                f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}",
+            ]
+            if self.password:
+                lines += [f"sentinel auth-pass {MASTER} {self.password}", f"requirepass {SENTINEL_PASSWORD}"]
+            config.write_text("\n".join(lines) + "\n")
+        with (self.root / f"sentinel{index}.log").open("ab") as log:
+            self.sentinels[index] = subprocess.Popen(
+                ["valkey-server", str(config), "--sentinel"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def start(self) -> None:
+        for index in range(3):
+            self.start_valkey(index)
+        for index in range(3):
+            self.start_sentinel(index)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 40) -> None:
+        """Every replica linked and caught up, every Sentinel knowing both replicas and the other
+        two Sentinels: what a fault must be undone to before the next test."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                last = self._health()
+                if last is True:
+                    return
+            except (valkey.ConnectionError, valkey.TimeoutError, valkey.ResponseError) as error:
+                last = error
+            time.sleep(0.1)
+        raise AssertionError(f"the topology is not healthy within {timeout}s: {last}")
+
+    def _health(self) -> bool | str:
+        with self.client(0) as primary:
+            info = primary.info("replication")
+            offset = info["master_repl_offset"]
+            replicas = [info.get(f"slave{i}", {}) for i in range(2)]
+        # The Sentinels' hello messages move the offset every second: close, not equal.
+        if [r.get("state") for r in replicas] != ["online", "online"] or any(
+            offset - r["offset"] > 64 << 10 for r in replicas
+        ):
+            return f"replicas: {replicas}, primary offset {offset}"
+        for index in range(3):
+            with self.sentinel_client(index) as sentinel:
+                fields = sentinel.execute_command("SENTINEL", "MASTER", MASTER)
+                master = fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2], strict=True))
+                seen = (str(master["ip"]), str(master["port"]), str(master["num-slaves"]))
+                if seen != ("127.0.0.1", str(self.ports[0]), "2") or str(master["num-other-sentinels"]) != "2":
+                    return f"Sentinel {index}: {master}"
+                if "s_down" in str(master["flags"]):
+                    return f"Sentinel {index}: {master['flags']}"
+                for replica in _pairs_list(sentinel.execute_command("SENTINEL", "REPLICAS", MASTER)):
+                    if "down" in str(replica["flags"]):
+                        return f"Sentinel {index} sees replica {replica['name']} {replica['flags']}"
+                for other in _pairs_list(sentinel.execute_command("SENTINEL", "SENTINELS", MASTER)):
+                    if "down" in str(other["flags"]):
+                        return f"Sentinel {index} sees Sentinel {other['name']} {other['flags']}"
+        return True
+
+    def kill_valkey(self, index: int) -> None:
+        proc = self.valkeys[index]
+        assert proc is not None
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def signal_sentinel(self, index: int, sig: signal.Signals) -> None:
+        proc = self.sentinels[index]
+        assert proc is not None and proc.poll() is None
+        proc.send_signal(sig)
+
+    def close(self) -> None:
+        for proc in (*self.valkeys, *self.sentinels):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _pairs_list(reply: Any) -> list[dict[str, Any]]:
+    """SENTINEL REPLICAS/SENTINELS as dicts (a flat list of field, value per entry in RESP2)."""
+    return [entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=True)) for entry in reply]
+
+
+@dataclass
+class SentinelSetup:
+    topology: Topology
+    smoke: Smoke
+
+    def run(self, **overrides: str | None) -> subprocess.CompletedProcess[str]:
+        env = {**self.smoke.env, "VALKEY_SENTINELS": self.topology.sentinel_addrs, "VALKEY_NODES": self.topology.nodes}
+        for name, value in overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        proc = subprocess.Popen(self.smoke.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(self.smoke.argv, proc.returncode, out, err)
+
+    def fail_fast(self, **overrides: str | None) -> subprocess.CompletedProcess[str]:
+        """A run that waits 1 s for the topology, each call bounded at 1 s."""
+        return self.run(SMOKE_WAIT_SECONDS="1", SMOKE_TIMEOUT_SECONDS="1", **overrides)
+
+
+@contextmanager
+def sentinel_setup(workroot: Path, bin_dir: Path, *, auth: bool) -> Iterator[SentinelSetup]:
+    rendered = render_sentinel(auth=auth)
+    secrets = {(SECRET.name, SECRET.key): PASSWORD}
+    root = workroot / ("sentinel-auth" if auth else "sentinel")
+    argv, env = job_argv_and_env(rendered, root / "job", bin_dir, secrets)
+    assert env["VALKEY_MASTER_NAME"] == MASTER
+    if auth:
+        # Rendered from the same Secret key as the Valkeys' password; the Sentinels here have a
+        # password of their own, so that a mix-up between the two would show.
+        assert (env["REDISCLI_AUTH"], env["SENTINEL_AUTH"]) == (PASSWORD, PASSWORD)
+        env["SENTINEL_AUTH"] = SENTINEL_PASSWORD
+    topology = Topology(root, bin_dir, PASSWORD if auth else None)
+    try:
+        topology.start()
+        yield SentinelSetup(topology, Smoke(argv, env))
+    finally:
+        topology.close()
+
+
+@pytest.fixture(scope="module")
+def sentinel(workroot: Path, valkey_bin_dir: Path) -> Iterator[SentinelSetup]:
+    with sentinel_setup(workroot, valkey_bin_dir, auth=False) as setup:
+        yield setup
+
+
+@pytest.fixture
+def healthy(sentinel: SentinelSetup) -> Iterator[SentinelSetup]:
+    """The shared topology, healthy before the test and made healthy again after it."""
+    sentinel.topology.wait_healthy()
+    yield sentinel
+    sentinel.topology.wait_healthy()
+
+
+def _sentinel_lines(topology: Topology, replicas_line: str = "") -> list[str]:
+    primary = topology.addr(0)
+    lines = [
+        f"smoke: ok sentinels: 3 of 3 name {primary} as the primary of {MASTER}{replicas_line}",
+        f"smoke: ok ping: PONG from every node ({topology.nodes})",
+        f"smoke: ok replication: 2 replicas of {primary} linked, at most 1048576 bytes and 2s behind",
+        "smoke: ok quorum: OK 3 usable Sentinels. Quorum and failover authorization can be reached",
+    ]
+    return lines
+
+
+def _guardrails(node: str) -> str:
+    return (
+        f"smoke: ok guardrails: maxmemory {EXPECTED_MAXMEMORY} bytes, noeviction, appendonly yes, appendfsync "
+        f"everysec on {node}"
+    )
+
+
+def _passed(topology: Topology) -> str:
+    return f"smoke: all checks passed on {topology.addr(0)}, the primary of {MASTER}, and its 2 replicas"
+
+
+def test_sentinel_passes_on_a_healthy_topology(healthy: SentinelSetup) -> None:
+    topology = healthy.topology
+    result = healthy.run()
+    assert (result.returncode, result.stderr) == (0, ""), result
+    lines = result.stdout.splitlines()
+    primary = topology.addr(0)
+    assert lines[:6] == [*_sentinel_lines(topology), _guardrails(topology.addr(1)), _guardrails(topology.addr(2))]
+    # smoke.sh on the primary: its own checks and the write, then the topology's verdict.
+    assert lines[6:11] == [
+        f"smoke: ok ping: PONG from {primary}",
+        f"smoke: ok maxmemory: {EXPECTED_MAXMEMORY} bytes",
+        "smoke: ok policy: noeviction",
+        "smoke: ok appendonly: yes",
+        "smoke: ok appendfsync: everysec",
+    ]
+    assert re.fullmatch(r"smoke: ok write: SET, GET and DEL of smoke:[0-9a-f]{16} \(EX 60\)", lines[11])
+    assert lines[12:] == [f"smoke: all checks passed on {primary}", _passed(topology)]
+    with topology.client(0) as primary:
+        assert primary.dbsize() == 0, "the scratch key is gone"
+
+
+def test_sentinel_tolerates_one_sentinel_down(healthy: SentinelSetup) -> None:
+    topology = healthy.topology
+    topology.signal_sentinel(2, signal.SIGSTOP)
+    try:
+        result = healthy.fail_fast()
+    finally:
+        topology.signal_sentinel(2, signal.SIGCONT)
+    assert (result.returncode, result.stderr) == (0, ""), result
+    silent = f"127.0.0.1:{topology.sentinel_ports[2]}"
+    assert result.stdout.splitlines()[0] == (
+        f"smoke: ok sentinels: 2 of 3 name {topology.addr(0)} as the primary of {MASTER} "
+        f"(1 of 3 did not answer: {silent}: no reply within 1s)"
+    )
+
+
+def test_sentinel_fails_on_a_replica_down(healthy: SentinelSetup) -> None:
+    topology = healthy.topology
+    topology.kill_valkey(2)
+    try:
+        result = healthy.fail_fast()
+    finally:
+        topology.start_valkey(2)
+    down = topology.addr(2)
+    assert verdict(result) == (
+        f"smoke: FAIL ping: no PONG from {down}; last reply: Could not connect to Valkey at {down}: "
+        "Connection refused; still so after 1s"
+    )
+
+
+def test_sentinel_fails_on_a_replica_pointed_elsewhere(healthy: SentinelSetup) -> None:
+    topology = healthy.topology
+    elsewhere = free_port()
+    with topology.client(1) as replica:
+        replica.replicaof("127.0.0.1", str(elsewhere))
+        try:
+            result = healthy.fail_fast()
+        finally:
+            replica.replicaof("127.0.0.1", str(topology.ports[0]))
+    assert verdict(result) == (
+        f"smoke: FAIL replication: {topology.addr(1)} replicates from 127.0.0.1:{elsewhere}, not from the primary "
+        f"{topology.addr(0)} that the Sentinels name; still so after 1s"
+    )
+
+
+def test_sentinel_fails_on_a_replication_link_down(healthy: SentinelSetup) -> None:
+    """The replica still points at the primary, but the primary refuses it: PSYNC and SYNC are
+    taken away from the user it replicates as, and its connection is cut."""
+    topology = healthy.topology
+    with topology.client(0) as primary:
+        primary.acl_setuser("default", enabled=True, commands=["-psync", "-sync"])
+        try:
+            primary.client_kill_filter(_type="slave")
+            result = healthy.fail_fast()
+        finally:
+            primary.acl_setuser("default", enabled=True, commands=["+@all"])
+    assert re.fullmatch(
+        rf"smoke: FAIL replication: 127\.0\.0\.1:({topology.ports[1]}|{topology.ports[2]})'s link to the primary "
+        rf"{re.escape(topology.addr(0))} is down \(master_link_status:down\); still so after 1s",
+        verdict(result),
+    )
+
+
+def test_sentinel_fails_on_a_replica_behind(healthy: SentinelSetup) -> None:
+    """A writer keeps the primary's offset ahead of what the replicas acknowledged (once a
+    second): with no lag allowed, the replicas are behind. The writer is bounded (count and
+    time) and stops with the check."""
+    topology = healthy.topology
+    done = threading.Event()
+
+    def write() -> None:
+        with topology.client(0) as primary:
+            for i in range(20_000):
+                if done.is_set():
+                    break
+                primary.set(f"smoke-test:behind:{i % 10}", "x" * 256)
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = healthy.fail_fast(SMOKE_MAX_LAG_BYTES="0")
+    finally:
+        done.set()
+        writer.join(timeout=30)
+    with topology.client(0) as primary:
+        primary.delete(*(f"smoke-test:behind:{i}" for i in range(10)))
+    assert re.fullmatch(
+        rf"smoke: FAIL replication: 127\.0\.0\.1:({topology.ports[1]}|{topology.ports[2]}) is [1-9]\d* bytes behind "
+        rf"the primary {re.escape(topology.addr(0))} \(at most 0 allowed\); still so after 1s",
+        verdict(result),
+    )
+
+
+def test_sentinel_fails_on_quorum_lost(healthy: SentinelSetup) -> None:
+    """Two of the three Sentinels stopped (SIGSTOP: they hold connections and never answer)."""
+    topology = healthy.topology
+    for index in (1, 2):
+        topology.signal_sentinel(index, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = healthy.fail_fast()
+        elapsed = time.monotonic() - started
+    finally:
+        for index in (1, 2):
+            topology.signal_sentinel(index, signal.SIGCONT)
+    one, two = (f"127.0.0.1:{topology.sentinel_ports[i]}" for i in (1, 2))
+    assert verdict(result) == (
+        f"smoke: FAIL quorum: only 1 of 3 Sentinels answer ({one}: no reply within 1s; {two}: no reply within 1s); "
+        "a failover needs 2 of them; still so after 1s"
+    )
+    assert elapsed < 15, "each call to a stopped Sentinel is cut at SMOKE_TIMEOUT_SECONDS"
+
+
+@pytest.mark.parametrize("index", [0, 2], ids=["primary", "replica"])
+def test_sentinel_fails_on_a_node_running_allkeys_lru(healthy: SentinelSetup, index: int) -> None:
+    topology = healthy.topology
+    with topology.client(index) as node:
+        node.config_set("maxmemory-policy", "allkeys-lru")
+        try:
+            result = healthy.fail_fast()
+        finally:
+            node.config_set("maxmemory-policy", "noeviction")
+    assert verdict(result) == (
+        f"smoke: FAIL policy: {topology.addr(index)} has maxmemory-policy allkeys-lru, the manifest renders "
+        "noeviction (BullMQ requires it)"
+    )
+
+
+def test_sentinel_fails_on_a_primary_the_sentinels_do_not_know(healthy: SentinelSetup) -> None:
+    result = healthy.fail_fast(VALKEY_MASTER_NAME="other")
+    assert verdict(result) == (
+        f"smoke: FAIL sentinels: 127.0.0.1:{healthy.topology.sentinel_ports[0]} knows no primary named other "
+        "(it answered ''); still so after 1s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param(
+            {"VALKEY_SENTINELS": "sentinel-0"},
+            "smoke: invalid VALKEY_SENTINELS='sentinel-0': allowed is host:port of each, separated by spaces",
+            id="sentinels",
+        ),
+        pytest.param(
+            {"VALKEY_MASTER_NAME": "a b"},
+            "smoke: invalid VALKEY_MASTER_NAME='a b': allowed is letters, digits, '.', '_' and '-'",
+            id="master",
+        ),
+        pytest.param(
+            {"VALKEY_NODES": ""},
+            "smoke: invalid VALKEY_NODES='': allowed is host:port of each, separated by spaces",
+            id="nodes",
+        ),
+        pytest.param(
+            {"SMOKE_MAX_LAG_BYTES": "1Mi"},
+            "smoke: invalid SMOKE_MAX_LAG_BYTES='1Mi': allowed is a whole number of bytes",
+            id="lag-bytes",
+        ),
+        pytest.param(
+            {"SMOKE_MAX_LAG_SECONDS": "2s"},
+            "smoke: invalid SMOKE_MAX_LAG_SECONDS='2s': allowed is whole seconds",
+            id="lag-seconds",
+        ),
+    ],
+)
+def test_sentinel_invalid_environment_exits_64(sentinel: SentinelSetup, env: dict[str, str], message: str) -> None:
+    result = sentinel.run(**env)
+    assert (result.returncode, result.stdout, result.stderr) == (64, message + "\n", "")
+
+
+# -- Sentinel with passwords: the Valkeys' from the Secret, the Sentinels' their own -----------
+
+
+@pytest.fixture(scope="module")
+def sentinel_authed(workroot: Path, valkey_bin_dir: Path) -> Iterator[SentinelSetup]:
+    with sentinel_setup(workroot, valkey_bin_dir, auth=True) as setup:
+        yield setup
+
+
+def test_sentinel_passes_with_passwords(sentinel_authed: SentinelSetup) -> None:
+    topology = sentinel_authed.topology
+    result = sentinel_authed.run()
+    assert (result.returncode, result.stderr) == (0, ""), result
+    lines = result.stdout.splitlines()
+    assert lines[:4] == _sentinel_lines(topology)
+    assert lines[4:7] == [
+        f"smoke: ok auth: a client without the password is refused on Sentinel 127.0.0.1:{port}"
+        for port in topology.sentinel_ports
+    ]
+    for index in (1, 2):
+        assert f"smoke: ok auth: a client without the password is refused on {topology.addr(index)}" in lines
+    assert "smoke: ok auth: a client without the password is refused" in lines, "smoke.sh, on the primary"
+    assert lines[-1] == _passed(topology)
+    assert PASSWORD not in result.stdout and SENTINEL_PASSWORD not in result.stdout
+
+
+def test_sentinel_fails_at_once_on_a_wrong_sentinel_password(sentinel_authed: SentinelSetup) -> None:
+    result = sentinel_authed.run(SENTINEL_AUTH="not-the-password")
+    first = f"127.0.0.1:{sentinel_authed.topology.sentinel_ports[0]}"
+    assert verdict(result) == (
+        f"smoke: FAIL sentinels: {first} refused the client: AUTH failed: WRONGPASS invalid username-password "
+        "pair or user is disabled. NOAUTH Authentication required.; check that SENTINEL_AUTH comes from the "
+        "same Secret key as the Sentinels' password"
+    )
+    assert "not-the-password" not in result.stdout
+
+
+def test_sentinel_fails_at_once_on_a_wrong_valkey_password(sentinel_authed: SentinelSetup) -> None:
+    result = sentinel_authed.run(REDISCLI_AUTH="not-the-password")
+    assert verdict(result) == (
+        f"smoke: FAIL ping: {sentinel_authed.topology.addr(0)} refused the client: AUTH failed: WRONGPASS invalid "
+        "username-password pair or user is disabled. NOAUTH Authentication required.; check that REDISCLI_AUTH "
+        "comes from the same Secret key as the Valkey's password"
     )

@@ -19,9 +19,10 @@ def allow_ingress(
     labels: Mapping[str, str],
     pod_labels: Mapping[str, str],
     peers: Sequence[k8s.NetworkPolicyPeer],
-    port: int,
+    port: int | Sequence[int],
 ) -> k8s.KubeNetworkPolicy:
-    """``NetworkPolicy <name>``: the pods with ``pod_labels`` accept TCP ``port`` from ``peers``.
+    """``NetworkPolicy <name>``: the pods with ``pod_labels`` accept TCP ``port`` (one, or
+    several) from ``peers``.
 
     Ingress only: egress stays as the other policies of those pods set it."""
     return k8s.KubeNetworkPolicy(
@@ -34,7 +35,10 @@ def allow_ingress(
             ingress=[
                 k8s.NetworkPolicyIngressRule(
                     from_=list(peers),
-                    ports=[k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol="TCP")],
+                    ports=[
+                        k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(p), protocol="TCP")
+                        for p in ([port] if isinstance(port, int) else port)
+                    ],
                 )
             ],
         ),

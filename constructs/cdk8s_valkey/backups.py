@@ -1,4 +1,4 @@
-"""Backups: Longhorn recurring snapshots and backups of one Valkey's data claim (opt-in)."""
+"""Backups: Longhorn recurring snapshots and backups of one Valkey's data claims (opt-in)."""
 
 from __future__ import annotations
 
@@ -175,8 +175,8 @@ class BackupOptions:
         Target). ``None`` renders no backup job. Default: every day at 02:30, 7 kept.
     :param longhorn_namespace: Namespace of the RecurringJob objects: Longhorn only reads them in
         its own. Default: ``longhorn-system``, where the Longhorn chart installs.
-    :param group: Longhorn recurring-job group of the jobs, which the data claim joins through the
-        label ``recurring-job-group.longhorn.io/<group>: enabled``; the jobs are named
+    :param group: Longhorn recurring-job group of the jobs, which every data claim of the Valkey
+        joins through the label ``recurring-job-group.longhorn.io/<group>: enabled``; the jobs are named
         ``<group>-snap`` and ``<group>-backup``. Jobs of every namespace share Longhorn's
         namespace, so it must be unique per Valkey in the cluster. A DNS label of at most 33
         characters (Longhorn job names are at most 40). Default: ``<namespace>-<name>`` of the
@@ -207,7 +207,7 @@ class BackupOptions:
 
 
 class Backups(Construct):
-    """Longhorn recurring snapshots and backups of one Valkey's data claim.
+    """Longhorn recurring snapshots and backups of one Valkey's data claims.
 
     Renders, in Longhorn's namespace and named from the group (``<namespace>-<name>`` of the
     Valkey by default):
@@ -215,15 +215,18 @@ class Backups(Construct):
     - ``RecurringJob <group>-snap`` (``longhorn.io/v1beta2``, task ``snapshot``) and
       ``RecurringJob <group>-backup`` (task ``backup``), each in the group ``<group>`` only,
       with its cron, retain count and concurrency; either can be turned off;
-    - on the Valkey's data claim ``data-<name>-0``, the labels
+    - on every data claim of the Valkey (:attr:`ValkeyStatefulSet.claim_names`: ``data-<name>-0``,
+      and with Sentinel one per pod, ``data-<name>-<ordinal>``), the labels
       ``recurring-job.longhorn.io/source: enabled`` and
       ``recurring-job-group.longhorn.io/<group>: enabled``, which put its volume in the group.
-      The claim is a standalone object of the manifests, so GitOps keeps these labels on an
+      Each claim is a standalone object of the manifests, so GitOps keeps these labels on an
       existing claim too (a claim template's labels would only reach a new claim).
 
     Snapshots are crash-consistent: Longhorn syncs the filesystem, then snapshots the block device,
     with no hook into Valkey. That is exactly what a crash leaves, which AOF replay handles
     (``docs/operations.md``: the restore drill and runbook). At most one Backups per Valkey.
+    Create it after anything that adds pods to the Valkey (:class:`Sentinel`; ``Valkey`` does):
+    it reads the Valkey's topology, which then refuses to change.
     """
 
     def __init__(
@@ -235,7 +238,7 @@ class Backups(Construct):
         options: BackupOptions | None = None,
     ) -> None:
         """
-        :param valkey: The Valkey whose data claim is snapshotted and backed up. The Backups may
+        :param valkey: The Valkey whose data claims are snapshotted and backed up. The Backups may
             live in any chart: its jobs go to Longhorn's namespace, its labels onto the claim.
         :param options: Schedules, namespace and group. Default: ``BackupOptions()``, hourly
             snapshots kept for a day and daily backups kept for a week.
@@ -243,11 +246,8 @@ class Backups(Construct):
         options = options if options is not None else BackupOptions()
         if not isinstance(options, BackupOptions):
             raise ValueError(f"options: {options!r} is not a BackupOptions; pass BackupOptions(...) or None")
-        # The standalone claim's labels apply on every sync; a claim template's only at creation.
-        claim = valkey.claim
         group = options.group if options.group is not None else _default_group(valkey)
-        claim_metadata = claim.metadata  # one jsii round trip, reused below
-        if claim_metadata.get_label(SOURCE_LABEL) is not None:
+        if valkey.claim.metadata.get_label(SOURCE_LABEL) is not None:
             raise ValueError(
                 f"valkey: {valkey.name!r} already has Backups (its claim carries {SOURCE_LABEL}); "
                 "give each Valkey at most one Backups"
@@ -274,8 +274,10 @@ class Backups(Construct):
             assert self.backup_job_name is not None
             self._job("Backup", self.backup_job_name, _longhorn.RecurringJobSpecTask.BACKUP, options.backup)
         self.claim_labels = {SOURCE_LABEL: ENABLED, f"{GROUP_LABEL_PREFIX}{group}": ENABLED}
-        for key, value in self.claim_labels.items():
-            claim_metadata.add_label(key, value)
+        # The standalone claims' labels apply on every sync; a claim template's only at creation.
+        # Reading the claims fixes the topology: pods added later are refused, not left out.
+        self.claim_names = valkey.claim_names
+        valkey.add_claim_labels(self.claim_labels)
 
     def _job(self, id: str, name: str, task: _longhorn.RecurringJobSpecTask, schedule: RecurringJobSchedule) -> None:
         _longhorn.RecurringJob(

@@ -14,6 +14,7 @@ from . import _labels, _registry, _scripts
 from ._network_policy import allow_ingress
 from ._validation import check_instance, quantity, size_to_bytes
 from ._wiring import check_same_namespace
+from .sentinel import Sentinel
 from .valkey_statefulset import CLI_PASSWORD_ENV, UID, ValkeyStatefulSet
 
 COMPONENT = "smoke-check"
@@ -23,6 +24,8 @@ COMPONENT = "smoke-check"
 POD_APP_NAME = "valkey-smoke-check"
 CONTAINER_NAME = "smoke"
 SCRIPT = "smoke.sh"
+# Under Sentinel: checks the topology, then runs smoke.sh against the primary (both shipped).
+SENTINEL_SCRIPT = "smoke-sentinel.sh"
 SCRIPTS_DIR = "/scripts"
 DNS_PORT = 53
 
@@ -44,6 +47,13 @@ EXIT_USAGE = 64
 BACKOFF_LIMIT = 2
 # Bound of each valkey-cli call inside the script (connect and reply).
 COMMAND_TIMEOUT_SECONDS = 5
+# Under Sentinel: how far a replica may be behind the primary's replication offset, as the
+# primary's INFO lists it (acknowledged once a second). 1 MiB is a second of a busy queue's
+# writes; a replica further behind is resyncing or stalled, and a failover to it loses them.
+MAX_REPLICA_LAG_BYTES = 1 << 20
+# Under Sentinel, the env var through which valkey-cli gets the Sentinels' password (smoke.sh
+# hands it to valkey-cli as REDISCLI_AUTH for the Sentinel calls only).
+SENTINEL_PASSWORD_ENV = "SENTINEL_AUTH"
 # activeDeadlineSeconds = the wait for PONG plus scheduling, an image pull on a node that lacks
 # the image, and the checks themselves (well under a second).
 DEADLINE_MARGIN_SECONDS = 120
@@ -112,7 +122,9 @@ class SmokeCheck(Construct):
 
     Renders, all named from the Valkey's ``name``:
 
-    - ``ConfigMap <name>-smoke``: ``smoke.sh``, the check script;
+    - ``ConfigMap <name>-smoke``: ``smoke.sh``, the check script (and, with ``sentinel``,
+      ``smoke-sentinel.sh``, which the Job runs: it checks the topology, then runs
+      ``smoke.sh`` against the primary);
     - ``Job <name>-smoke``: an Argo CD ``PostSync`` hook (deleted when it passes, replaced at
       the next sync when it failed) that Flux replaces when it changes. Its pod runs the
       script with the Valkey's image, hardened, against the client Service: PING (waiting for
@@ -123,9 +135,17 @@ class SmokeCheck(Construct):
       a client without it refused). The first failed check fails the Job, and so the sync,
       with one line ``smoke: FAIL <check>: <reason>`` in the log and the pod's termination
       message;
+    - with ``sentinel``, the Job checks the topology instead of the client Service (which has
+      no endpoints there): it asks every Sentinel for the primary (one of three may be down),
+      waits until every pod answers, every replica is linked to that primary and at most
+      1 MiB and ``min_replicas_max_lag`` behind it, and ``SENTINEL CKQUORUM`` passes; then
+      checks the guardrails above on every pod (any replica may be promoted) and writes
+      through the primary. With ``auth_secret`` the Sentinels are asked with the same Secret
+      key (``SENTINEL_AUTH``);
     - when the Valkey has ``network_policy``: ``NetworkPolicy <name>-smoke``, the Valkey port
-      open to the Job's pod (beside the Valkey's own policy), and ``NetworkPolicy
-      <name>-smoke-job`` for the Job's pod itself: no ingress, egress to the Valkey port and DNS.
+      (and the Sentinel port, with ``sentinel``) open to the Job's pod (beside the Valkey's own
+      policy), and ``NetworkPolicy <name>-smoke-job`` for the Job's pod itself: no ingress,
+      egress to those ports of the Valkey's pods and DNS.
 
     The Job's pod is labelled ``app.kubernetes.io/name: valkey-smoke-check`` (``pod_labels``),
     so that no selector of the Valkey (Services, policies) ever selects it.
@@ -138,16 +158,28 @@ class SmokeCheck(Construct):
         *,
         valkey: ValkeyStatefulSet,
         options: SmokeCheckOptions | None = None,
+        sentinel: Sentinel | None = None,
     ) -> None:
         """
         :param valkey: The Valkey to check. The SmokeCheck must live in a chart of the Valkey's
-            namespace: it reaches the client Service by its short name.
+            namespace: it reaches the client Service by its short name, and its NetworkPolicies
+            select the Valkey's pods there.
         :param options: How the Job runs (:class:`SmokeCheckOptions`). Default: every option's
             default.
+        :param sentinel: The Valkey's :class:`Sentinel`, when it runs one: the Job then checks
+            the primary, the replicas and the Sentinels, by the pods' host names. Default: none,
+            the single Valkey through its client Service.
         """
         # Validate everything before defining any child (and before joining the tree).
         if not isinstance(valkey, ValkeyStatefulSet):
             raise ValueError(f"valkey: {valkey!r} is not a ValkeyStatefulSet; pass the Valkey construct itself")
+        if sentinel is not None:
+            check_instance("sentinel", sentinel, Sentinel, "the Sentinel of that Valkey, or None")
+            if sentinel.valkey is not valkey:
+                raise ValueError(
+                    f"sentinel: it runs Valkey {sentinel.valkey.name!r}, not {valkey.name!r}; "
+                    "pass the Sentinel created with valkey=<this Valkey>"
+                )
         if options is None:
             options = SmokeCheckOptions()
         elif not isinstance(options, SmokeCheckOptions):
@@ -157,6 +189,7 @@ class SmokeCheck(Construct):
         super().__init__(scope, id)
 
         self.valkey = valkey
+        self.sentinel = sentinel
         self.options = options
         self.name = f"{valkey.name}-smoke"
         self.config_map_name = self.name
@@ -167,7 +200,12 @@ class SmokeCheck(Construct):
         self.expected_maxmemory_bytes = expected_maxmemory_bytes(valkey)
         self.labels = _labels.common_labels(valkey.name, valkey.version, COMPONENT)
         self._pod_labels = {**self.labels, "app.kubernetes.io/name": POD_APP_NAME}
-        script = _scripts.script(SCRIPT)
+        scripts = {SCRIPT: _scripts.script(SCRIPT)}
+        if sentinel is not None:
+            scripts[SENTINEL_SCRIPT] = _scripts.script(SENTINEL_SCRIPT)
+        self.command = ["sh", f"{SCRIPTS_DIR}/{SENTINEL_SCRIPT if sentinel is not None else SCRIPT}"]
+        # One script: its own digest, as before Sentinel was supported (the same annotation).
+        digest = hashlib.sha256("".join(scripts.values()).encode()).hexdigest()
         _registry.register(
             self,
             [
@@ -185,7 +223,7 @@ class SmokeCheck(Construct):
             self,
             "Scripts",
             metadata=k8s.ObjectMeta(name=self.config_map_name, labels=dict(self.labels)),
-            data={SCRIPT: script},
+            data=scripts,
         )
         self.job = k8s.KubeJob(
             self,
@@ -224,7 +262,7 @@ class SmokeCheck(Construct):
                     metadata=k8s.ObjectMeta(
                         labels=dict(self.pod_labels),
                         # A new script changes the template, so Flux replaces the Job and it runs again.
-                        annotations={"checksum/script": hashlib.sha256(script.encode()).hexdigest()},
+                        annotations={"checksum/script": digest},
                     ),
                     spec=self._pod_spec(options),
                 ),
@@ -243,7 +281,7 @@ class SmokeCheck(Construct):
                 labels=self.labels,
                 pod_labels=valkey.match_labels,
                 peers=[k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=self.peer_labels))],
-                port=valkey.port,
+                port=self.ports,
             )
             self.job_network_policy_name = f"{self.name}-job"
             self._job_network_policy()
@@ -261,11 +299,39 @@ class SmokeCheck(Construct):
         return {key: self._pod_labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
 
     @property
+    def ports(self) -> tuple[int, ...]:
+        """The ports of the Valkey's pods the Job connects to: Valkey's, and the Sentinels'."""
+        if self.sentinel is None:
+            return (self.valkey.port,)
+        return (self.valkey.port, self.sentinel.sentinel_port)
+
+    @property
     def env(self) -> list[k8s.EnvVar]:
         """The script's environment as rendered (a new list)."""
+        if self.sentinel is None:
+            target = [
+                k8s.EnvVar(name="VALKEY_HOST", value=self.valkey.service_name),
+                k8s.EnvVar(name="VALKEY_PORT", value=str(self.valkey.port)),
+            ]
+        else:
+            sentinel = self.sentinel
+            lag_seconds = int(sentinel.min_replicas_max_lag.to_seconds())
+            target = [
+                k8s.EnvVar(
+                    name="VALKEY_SENTINELS",
+                    value=" ".join(f"{host}:{sentinel.sentinel_port}" for host in sentinel.sentinel_hosts),
+                ),
+                k8s.EnvVar(name="VALKEY_MASTER_NAME", value=sentinel.master_name),
+                # Every pod, by the name the replicas announce and the Sentinels report.
+                k8s.EnvVar(
+                    name="VALKEY_NODES", value=" ".join(f"{host}:{self.valkey.port}" for host in sentinel.pod_hosts)
+                ),
+                k8s.EnvVar(name="SMOKE_MAX_LAG_BYTES", value=str(MAX_REPLICA_LAG_BYTES)),
+                # A replica acknowledged later than this no longer counts for min-replicas-to-write.
+                k8s.EnvVar(name="SMOKE_MAX_LAG_SECONDS", value=str(lag_seconds)),
+            ]
         env = [
-            k8s.EnvVar(name="VALKEY_HOST", value=self.valkey.service_name),
-            k8s.EnvVar(name="VALKEY_PORT", value=str(self.valkey.port)),
+            *target,
             k8s.EnvVar(name="SMOKE_EXPECTED_MAXMEMORY_BYTES", value=str(self.expected_maxmemory_bytes)),
             k8s.EnvVar(name="SMOKE_WAIT_SECONDS", value=str(int(self.wait_timeout.to_seconds()))),
             k8s.EnvVar(name="SMOKE_TIMEOUT_SECONDS", value=str(COMMAND_TIMEOUT_SECONDS)),
@@ -273,13 +339,16 @@ class SmokeCheck(Construct):
         if self.valkey.auth_secret is not None:
             # The same Secret key as the Valkey's password; valkey-cli reads it from the env.
             env.append(self.valkey.auth_secret.env_var(CLI_PASSWORD_ENV))
+            if self.sentinel is not None:
+                # The Sentinels require the same password as the Valkeys they watch.
+                env.append(self.valkey.auth_secret.env_var(SENTINEL_PASSWORD_ENV))
         return env
 
     # -- rendering -----------------------------------------------------------------
 
     def _job_network_policy(self) -> None:
         """The Job's own pod: nothing may connect to it, and it may connect only to the Valkey
-        pod's port and to DNS. DNS on port 53 to any address: the resolver's pods and addresses
+        pods' ports (:attr:`ports`) and to DNS. DNS on port 53 to any address: the resolver's pods and addresses
         differ per cluster (kube-dns, CoreDNS, NodeLocal DNSCache on a link-local address)."""
         assert self.job_network_policy_name is not None
         dns_ports = [
@@ -299,7 +368,8 @@ class SmokeCheck(Construct):
                             k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=self.valkey.match_labels))
                         ],
                         ports=[
-                            k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(self.valkey.port), protocol="TCP")
+                            k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(port), protocol="TCP")
+                            for port in self.ports
                         ],
                     ),
                     k8s.NetworkPolicyEgressRule(ports=dns_ports),
@@ -326,7 +396,7 @@ class SmokeCheck(Construct):
                     # that ran the Valkey already has it.
                     image=self.valkey.image,
                     image_pull_policy="IfNotPresent",
-                    command=["sh", f"{SCRIPTS_DIR}/{SCRIPT}"],
+                    command=list(self.command),
                     env=self.env,
                     resources=k8s.ResourceRequirements(
                         requests={"cpu": k8s.Quantity.from_string(options.cpu_request.amount), "memory": memory},

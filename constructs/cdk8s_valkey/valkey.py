@@ -91,8 +91,8 @@ class Valkey(Construct):
             future path), see :class:`Sentinel`, with its :class:`SentinelAlerts` (labels and runbook
             URL of ``alerts``); ``SentinelOptions()`` for the defaults. Clients
             then connect through the Sentinels (``sentinel_hosts``, ``sentinel_port``,
-            ``master_name``). Not with ``smoke_check``, which checks the single Valkey through
-            the client Service. Default: none, the single replica of ADR 0005.
+            ``master_name``); the ``smoke_check`` then checks the primary, the replicas and the
+            Sentinels. Default: none, the single replica of ADR 0005.
         :param primary_endpoint: With ``sentinel``: the client Service ``<name>`` follows the
             current primary through HAProxy, for clients that cannot speak Sentinel (see
             :class:`PrimaryEndpoint`), with these options; ``False`` renders none, and the
@@ -113,11 +113,6 @@ class Valkey(Construct):
             check_instance("smoke_check", smoke_check, SmokeCheckOptions, "a SmokeCheckOptions(...)")
         if sentinel is not None:
             check_instance("sentinel", sentinel, SentinelOptions, "a SentinelOptions(...)")
-            if smoke_check is not None:
-                raise ValueError(
-                    "smoke_check: the SmokeCheck Job checks the Valkey through its client Service, which has "
-                    "no endpoints with sentinel; leave smoke_check out with sentinel"
-                )
         if not isinstance(primary_endpoint, bool):
             check_instance(
                 "primary_endpoint", primary_endpoint, PrimaryEndpointOptions, "a PrimaryEndpointOptions(...)"
@@ -153,7 +148,9 @@ class Valkey(Construct):
         self.backups = Backups(self, "Backups", valkey=self.server, options=backups) if backups is not None else None
         self.smoke_check: SmokeCheck | None = None
         if smoke_check is not None:
-            self.smoke_check = SmokeCheck(self, "SmokeCheck", valkey=self.server, options=smoke_check)
+            self.smoke_check = SmokeCheck(
+                self, "SmokeCheck", valkey=self.server, options=smoke_check, sentinel=self.sentinel
+            )
 
     # -- wiring points: what clients need -----------------------------------------------
 
