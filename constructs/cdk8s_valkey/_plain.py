@@ -152,3 +152,50 @@ def pod_spec_fields(
         )
     )["spec"]
     return {key: value for key, value in spec.items() if value != []}
+
+
+def restricted_container(**extra: Any) -> JsonObject:
+    """A container's ``securityContext`` under Pod Security "restricted", as every container of
+    this library runs: no privilege escalation, read-only root filesystem, no capability.
+    ``extra`` adds fields (``runAsUser`` for an image whose default user is root, ...)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        **extra,
+    }
+
+
+def guaranteed_memory(cpu: str, memory: str) -> JsonObject:
+    """``resources``: memory request equal to the limit (the cgroup limit is what a container is
+    sized for, and it is never the first evicted); a CPU request and no CPU limit (throttling
+    turns into latency for every client)."""
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+
+
+def hardened_pod(
+    *,
+    node_selector: Mapping[str, str] | None,
+    priority_class_name: str | None,
+    image_pull_secrets: Sequence[str],
+    uid: int,
+    grace_seconds: int,
+    fs_group: bool,
+) -> JsonObject:
+    """The pod-level fields every pod of this library shares: placement from PodOptions, no
+    ServiceAccount token and no service links (nothing here talks to the API server), its
+    grace period, and a non-root ``securityContext`` with the RuntimeDefault seccomp profile.
+    ``fs_group``: the volumes are owned by ``uid`` (a data claim the server writes to)."""
+    security: JsonObject = {"runAsUser": uid, "runAsGroup": uid, "runAsNonRoot": True}
+    if fs_group:
+        security |= {"fsGroup": uid, "fsGroupChangePolicy": "OnRootMismatch"}
+    return {
+        "nodeSelector": dict(node_selector) if node_selector else None,
+        "priorityClassName": priority_class_name,
+        "imagePullSecrets": [{"name": n} for n in image_pull_secrets] or None,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": grace_seconds,
+        "securityContext": {**security, "seccompProfile": {"type": "RuntimeDefault"}},
+    }

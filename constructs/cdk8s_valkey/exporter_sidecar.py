@@ -364,19 +364,11 @@ class ExporterSidecar(Construct):
             args=args,
             env=[password_env] if password_env is not None else [],
             ports=[{"name": port_name, "containerPort": listen_port, "protocol": "TCP"}],
-            resources={
-                "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
-                "limits": {"memory": memory},
-            },
-            security_context={
-                "runAsUser": UID,
-                "runAsGroup": UID,
-                "runAsNonRoot": True,
-                "readOnlyRootFilesystem": True,
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            resources=_plain.guaranteed_memory(cpu_amount(self.cpu_request), memory),
+            # The image's user is root: run as another, with the seccomp profile of its own.
+            security_context=_plain.restricted_container(
+                runAsUser=UID, runAsGroup=UID, seccompProfile={"type": "RuntimeDefault"}
+            ),
             # The image has no shell, so an HTTP probe. /health only proves that the process
             # serves HTTP; whether Valkey answers is valkey_up's job, not a probe's. No
             # readiness probe: a container's readiness gates the whole pod, and a struggling

@@ -236,16 +236,8 @@ class PrimaryEndpoint(Construct):
                 {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
                 {"name": HEALTH_PORT_NAME, "containerPort": HEALTH_PORT, "protocol": "TCP"},
             ],
-            "resources": {
-                "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
-                "limits": {"memory": memory},
-            },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            "resources": _plain.guaranteed_memory(cpu_amount(self.options.cpu_request), memory),
+            "securityContext": _plain.restricted_container(),
             "readinessProbe": {**health, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
             "livenessProbe": {**health, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
@@ -266,18 +258,14 @@ class PrimaryEndpoint(Construct):
                     "annotations": {"checksum/config": digest},
                 },
                 "spec": {
-                    "nodeSelector": dict(pod.node_selector) if pod.node_selector else None,
-                    "priorityClassName": pod.priority_class_name,
-                    "imagePullSecrets": [{"name": n} for n in pod.image_pull_secrets] or None,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {
-                        "runAsUser": UID,
-                        "runAsGroup": UID,
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    **_plain.hardened_pod(
+                        node_selector=pod.node_selector,
+                        priority_class_name=pod.priority_class_name,
+                        image_pull_secrets=pod.image_pull_secrets,
+                        uid=UID,
+                        grace_seconds=TERMINATION_GRACE_SECONDS,
+                        fs_group=False,
+                    ),
                     "affinity": {
                         "podAntiAffinity": {
                             "preferredDuringSchedulingIgnoredDuringExecution": [

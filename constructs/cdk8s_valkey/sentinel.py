@@ -528,16 +528,8 @@ class Sentinel(Construct):
                 *self._auth_env(),
             ],
             ports=[{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-            resources={
-                "requests": {"cpu": cpu_amount(self.options.cpu_request), "memory": memory},
-                "limits": {"memory": memory},
-            },
-            security_context={
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            resources=_plain.guaranteed_memory(cpu_amount(self.options.cpu_request), memory),
+            security_context=_plain.restricted_container(),
             # A Sentinel starts in well under a second; the first start may ask the others
             # for 5 s (sentinel-start.sh).
             probes={

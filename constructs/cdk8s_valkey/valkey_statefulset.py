@@ -669,16 +669,8 @@ class ValkeyStatefulSet(Construct):
             command=command,
             env=env,
             ports=[{"name": "valkey", "containerPort": self.port, "protocol": "TCP"}],
-            resources={
-                "requests": {"cpu": cpu_amount(self.cpu_request), "memory": memory},
-                "limits": {"memory": memory},
-            },
-            security_context={
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
+            resources=_plain.guaranteed_memory(cpu_amount(self.cpu_request), memory),
+            security_context=_plain.restricted_container(),
             # Startup and readiness demand PONG; liveness also accepts LOADING so that
             # replaying a large AOF never gets the pod restarted in a loop.
             probes={
@@ -738,20 +730,14 @@ class ValkeyStatefulSet(Construct):
                     },
                 },
                 "spec": {
-                    "nodeSelector": dict(pod.node_selector) if pod.node_selector else None,
-                    "priorityClassName": pod.priority_class_name,
-                    "imagePullSecrets": [{"name": n} for n in pod.image_pull_secrets] or None,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                    "securityContext": {
-                        "runAsUser": UID,
-                        "runAsGroup": UID,
-                        "runAsNonRoot": True,
-                        "fsGroup": UID,
-                        "fsGroupChangePolicy": "OnRootMismatch",
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    **_plain.hardened_pod(
+                        node_selector=pod.node_selector,
+                        priority_class_name=pod.priority_class_name,
+                        image_pull_secrets=pod.image_pull_secrets,
+                        uid=UID,
+                        grace_seconds=TERMINATION_GRACE_SECONDS,
+                        fs_group=True,
+                    ),
                     "containers": self.pod_model.render_containers(),
                     "volumes": self.pod_model.render_volumes(leading),
                     # Typed by the caller (PodOptions): converted by cdk8s-plus, when given.
