@@ -41,6 +41,19 @@ def duration_millis(duration: cdk8s.Duration) -> int:
     return int(duration.to_milliseconds())
 
 
+def whole_seconds(duration: cdk8s.Duration) -> int | None:
+    """The whole seconds of a duration, or None when it has a fraction of a second (the
+    directives and fields these durations render to take seconds)."""
+    millis = duration_millis(duration)
+    return None if millis % 1000 else millis // 1000
+
+
+def shown_duration(duration: cdk8s.Duration) -> str:
+    """A duration as an error message shows it: ``1500ms``, or ``90s`` when whole."""
+    millis = duration_millis(duration)
+    return f"{millis}ms" if millis % 1000 else f"{millis // 1000}s"
+
+
 @functools.lru_cache(maxsize=_CACHED_OBJECTS)
 def cpu_amount(cpu: kplus.Cpu) -> str:
     """The Kubernetes quantity of a kplus.Cpu, e.g. ``100m``."""

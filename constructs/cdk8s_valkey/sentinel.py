@@ -25,7 +25,9 @@ from ._validation import (
     port_name,
     quantity,
     seconds,
+    shown_duration,
     size_to_bytes,
+    whole_seconds,
 )
 from .exporter_sidecar import NAMESPACE_NAME_LABEL, ExporterSidecar, metrics_selector
 from .exporter_sidecar import PASSWORD_ENV as EXPORTER_PASSWORD_ENV
@@ -658,10 +660,8 @@ def _millis(prop: str, duration: cdk8s.Duration) -> int:
 
 
 def _whole_seconds(prop: str, duration: cdk8s.Duration, minimum: int, maximum: int | None) -> int:
-    millis = _millis(prop, duration)
-    seconds = millis // 1000
-    if millis % 1000 or seconds < minimum or (maximum is not None and seconds > maximum):
-        shown = f"{millis}ms" if millis % 1000 else f"{seconds}s"
+    seconds = whole_seconds(check_duration(prop, duration))
+    if seconds is None or seconds < minimum or (maximum is not None and seconds > maximum):
         limit = f"from {minimum}s to {maximum}s" if maximum is not None else f"at least {minimum}s"
-        raise ValueError(f"{prop}: {shown} is not allowed; use whole seconds, {limit}")
+        raise ValueError(f"{prop}: {shown_duration(duration)} is not allowed; use whole seconds, {limit}")
     return seconds

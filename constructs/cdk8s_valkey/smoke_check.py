@@ -12,7 +12,7 @@ from constructs import Construct
 
 from . import _labels, _registry, _scripts
 from ._network_policy import allow_ingress
-from ._validation import check_instance, quantity, size_to_bytes
+from ._validation import check_instance, quantity, shown_duration, size_to_bytes, whole_seconds
 from ._wiring import check_same_namespace
 from .sentinel import Sentinel
 from .valkey_statefulset import CLI_PASSWORD_ENV, UID, ValkeyStatefulSet
@@ -94,17 +94,17 @@ class SmokeCheckOptions:
     def __post_init__(self) -> None:
         if self.wait_timeout is not None:
             check_instance("SmokeCheckOptions.wait_timeout", self.wait_timeout, cdk8s.Duration, _DURATION)
-            seconds = _whole_seconds(self.wait_timeout)
+            seconds = whole_seconds(self.wait_timeout)
             if seconds is None or not MIN_WAIT_SECONDS <= seconds <= MAX_WAIT_SECONDS:
                 raise ValueError(
-                    f"SmokeCheckOptions.wait_timeout: {_shown(self.wait_timeout)} is not allowed; use whole "
+                    f"SmokeCheckOptions.wait_timeout: {shown_duration(self.wait_timeout)} is not allowed; use whole "
                     f"seconds from {MIN_WAIT_SECONDS}s to {MAX_WAIT_SECONDS // 3600}h"
                 )
         check_instance("SmokeCheckOptions.ttl_after_finished", self.ttl_after_finished, cdk8s.Duration, _DURATION)
-        seconds = _whole_seconds(self.ttl_after_finished)
+        seconds = whole_seconds(self.ttl_after_finished)
         if seconds is None or seconds < MIN_TTL_SECONDS:
             raise ValueError(
-                f"SmokeCheckOptions.ttl_after_finished: {_shown(self.ttl_after_finished)} is not allowed; use "
+                f"SmokeCheckOptions.ttl_after_finished: {shown_duration(self.ttl_after_finished)} is not allowed; use "
                 f"whole seconds, at least {MIN_TTL_SECONDS // 60} minutes, so that Argo CD sees the Job "
                 "finish before Kubernetes deletes it"
             )
@@ -428,13 +428,3 @@ def expected_maxmemory_bytes(valkey: ValkeyStatefulSet) -> int:
 _DURATION = "a cdk8s.Duration such as cdk8s.Duration.minutes(5)"
 _SIZE = "a cdk8s.Size such as cdk8s.Size.mebibytes(32)"
 _CPU = "a kplus.Cpu (import cdk8s_plus_28 as kplus) such as kplus.Cpu.millis(10)"
-
-
-def _whole_seconds(duration: cdk8s.Duration) -> int | None:
-    millis = int(duration.to_milliseconds())
-    return None if millis % 1000 else millis // 1000
-
-
-def _shown(duration: cdk8s.Duration) -> str:
-    millis = int(duration.to_milliseconds())
-    return f"{millis}ms" if millis % 1000 else f"{millis // 1000}s"
