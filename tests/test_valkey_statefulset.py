@@ -700,3 +700,13 @@ def test_claim_labels_reach_every_claim() -> None:
     claims = [o for o in objects(chart) if o["kind"] == "PersistentVolumeClaim"]
     assert [c["metadata"]["name"] for c in claims] == ["data-valkey-0", "data-valkey-1", "data-valkey-2"]
     assert all(c["metadata"]["labels"]["example.com/backup"] == "hourly" for c in claims)
+
+
+def test_set_replicas_of_0_2_warns_and_renders_as_set_topology() -> None:
+    """0.2's hook stays for one minor release (CHANGELOG policy): same objects as set_topology."""
+    old_chart, new_chart_ = new_chart(), new_chart()
+    with pytest.warns(DeprecationWarning, match=r"set_topology\(Topology.sentinel\(valkey.name, replicas\)\)"):
+        ValkeyStatefulSet(old_chart, "valkey").set_replicas(3)
+    valkey = ValkeyStatefulSet(new_chart_, "valkey")
+    valkey.set_topology(Topology.sentinel("valkey", 3))
+    assert to_yaml(old_chart) == to_yaml(new_chart_)

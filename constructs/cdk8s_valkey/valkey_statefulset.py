@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -513,6 +514,17 @@ class ValkeyStatefulSet(Construct):
         if client_note is not None and not self._client_selector_set:
             self.service.metadata.add_annotation(CLIENTS_ANNOTATION, client_note)
         self._render_services()
+
+    def set_replicas(self, replicas: int) -> None:
+        """Deprecated (0.2's hook): ``set_topology(Topology.sentinel(name, replicas))``, which also
+        says what the pods are to each other. Kept for one minor release."""
+        warnings.warn(
+            "ValkeyStatefulSet.set_replicas is deprecated: use "
+            "set_topology(Topology.sentinel(valkey.name, replicas)); it goes in 0.4",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.set_topology(Topology.sentinel(self.name, replicas))
 
     def set_client_service_selector(self, selector: Mapping[str, str] | None, *, note: str | None = None) -> None:
         """Point the client Service ``<name>`` at other pods (a primary endpoint such as HAProxy),
