@@ -330,7 +330,7 @@ def run_drill(endpoint: Endpoint, old: NetPod, fault: Fault) -> dict[str, Any]:
             if t_restore is not None:
                 wait_for(
                     lambda: observer.first(lambda s: s.pod == old.name and s.state == "replica", t_restore),
-                    60,  # the Sentinels demote it about 10 s after the thaw
+                    120,  # the Sentinels demote it about 10 s after the thaw; 60 s was once too short
                     f"{old.name} back as a replica",
                 )
             time.sleep(1.0)
