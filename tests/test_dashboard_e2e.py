@@ -168,17 +168,7 @@ def test_every_panel_query_returns_data_from_the_real_exporter(stack: Stack) -> 
         "BullMQ jobs and the rewrite scraped",
     )
 
-    def all_answer() -> dict[str, list[list[dict[str, Any]]]]:
-        answers = {p["title"]: [_run_target(url, t, query_start) for t in p["targets"]] for p in shown}
-        empty = [title for title, results in answers.items() if not all(results)]
-        return {} if empty else answers
-
-    try:
-        answers = wait_for(all_answer, 15, "every panel query returns data", period=0.5)
-    except AssertionError as timeout:
-        empty = {p["title"]: [t["expr"] for t in p["targets"] if not _run_target(url, t, query_start)] for p in shown}
-        without_data = json.dumps({title: found for title, found in empty.items() if found}, indent=2)
-        raise AssertionError(f"queries without data: {without_data}") from timeout
+    answers = _every_panel_answers(url, shown, query_start, timeout=15)
 
     table: dict[str, dict[str, float]] = {}
     for panel in shown:
@@ -365,17 +355,7 @@ def test_every_panel_query_returns_data_for_the_sentinel_topology(sentinel_stack
         "the Sentinels see each other and both replicas",
     )
 
-    def all_answer() -> dict[str, list[list[dict[str, Any]]]]:
-        answers = {p["title"]: [_run_target(url, t, query_start) for t in p["targets"]] for p in shown}
-        empty = [title for title, results in answers.items() if not all(results)]
-        return {} if empty else answers
-
-    try:
-        answers = wait_for(all_answer, 20, "every panel query returns data", period=0.5)
-    except AssertionError as timeout:
-        empty = {p["title"]: [t["expr"] for t in p["targets"] if not _run_target(url, t, query_start)] for p in shown}
-        without_data = json.dumps({title: found for title, found in empty.items() if found}, indent=2)
-        raise AssertionError(f"queries without data: {without_data}") from timeout
+    answers = _every_panel_answers(url, shown, query_start, timeout=20)
 
     table: dict[str, dict[str, float]] = {}
     for panel in shown:
@@ -409,3 +389,22 @@ def test_every_panel_query_returns_data_for_the_sentinel_topology(sentinel_stack
     # Every replica holds a copy of the keys, each shown as its pod's.
     keys = table["Keys and expiring keys"]
     assert keys == {f"{pod} {what}": 50 for pod in PODS for what in ("keys", "expiring keys")}
+
+
+def _every_panel_answers(
+    url: str, shown: list[dict[str, Any]], query_start: float, *, timeout: float
+) -> dict[str, list[list[dict[str, Any]]]]:
+    """Each panel's results per target, once every target of every panel returns data; fails
+    naming the queries still without data."""
+
+    def all_answer() -> dict[str, list[list[dict[str, Any]]]]:
+        answers = {p["title"]: [_run_target(url, t, query_start) for t in p["targets"]] for p in shown}
+        empty = [title for title, results in answers.items() if not all(results)]
+        return {} if empty else answers
+
+    try:
+        return wait_for(all_answer, timeout, "every panel query returns data", period=0.5)
+    except AssertionError as timeout_error:
+        empty = {p["title"]: [t["expr"] for t in p["targets"] if not _run_target(url, t, query_start)] for p in shown}
+        without_data = json.dumps({title: found for title, found in empty.items() if found}, indent=2)
+        raise AssertionError(f"queries without data: {without_data}") from timeout_error
